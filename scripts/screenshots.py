@@ -1,0 +1,45 @@
+"""Log in to a running meterpay and screenshot every console page (system Chromium, headless).
+
+    uv run python scripts/screenshots.py [BASE_URL] [OUT_DIR]
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+PAGES = ["/", "/sites/", "/rooms/", "/rooms/?status=vacant", "/customers/", "/accounts/", "/accounts/open/?restart=1",
+         "/meters/", "/gateways/", "/imports/", "/audit/", "/settings/tokens/", "/api/v1/docs"]
+
+
+def main() -> None:
+    base = sys.argv[1] if len(sys.argv) > 1 else "http://localhost:8000"
+    out = Path(sys.argv[2] if len(sys.argv) > 2 else "artifacts/screenshots")
+    out.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        for lang in ("en", "zh-hans"):
+            page = browser.new_page(viewport={"width": 1366, "height": 900})
+            page.context.add_cookies([{"name": "django_language", "value": lang, "url": base}])
+            page.goto(base + "/login/")
+            page.screenshot(path=out / f"{lang}-login.png")
+            page.fill("#id_username", "owner")
+            page.fill("#id_password", "demo")
+            page.click("button[type=submit]")
+            for path in PAGES:
+                page.goto(base + path)
+                name = re.sub(r"[^a-z0-9]+", "-", path.strip("/").lower()) or "home"
+                page.screenshot(path=out / f"{lang}-{name}.png", full_page=False)
+            page.close()
+        browser.close()
+    print(f"screenshots in {out}")
+
+
+if __name__ == "__main__":
+    main()

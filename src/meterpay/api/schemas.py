@@ -1,0 +1,218 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from ninja import Schema
+
+
+class Ref(Schema):
+    id: int
+    name: str
+
+
+class SiteOut(Schema):
+    id: int
+    name: str
+    kind: str
+    address: str
+
+
+class SiteIn(Schema):
+    name: str
+    kind: str
+    address: str = ""
+
+
+class BuildingOut(Schema):
+    id: int
+    site_id: int
+    name: str
+
+
+class FloorOut(Schema):
+    id: int
+    building_id: int
+    name: str
+    level: int
+
+
+class RoomOut(Schema):
+    id: int
+    site: str
+    building: str
+    floor: str
+    floor_id: int
+    number: str
+    kind: str
+    area_m2: str
+    status: str
+
+    @staticmethod
+    def resolve_site(obj: Any) -> str:
+        return str(obj.floor.building.site.name)
+
+    @staticmethod
+    def resolve_building(obj: Any) -> str:
+        return str(obj.floor.building.name)
+
+    @staticmethod
+    def resolve_floor(obj: Any) -> str:
+        return str(obj.floor.name)
+
+    @staticmethod
+    def resolve_area_m2(obj: Any) -> str:
+        return str(obj.area_m2)
+
+    @staticmethod
+    def resolve_status(obj: Any) -> str:
+        return str(getattr(obj, "occupancy", "vacant"))
+
+
+class RoomIn(Schema):
+    floor_id: int
+    number: str
+    kind: str
+    area_m2: Decimal = Decimal("0")
+
+
+class RoomPatch(Schema):
+    kind: str | None = None
+    area_m2: Decimal | None = None
+
+
+class CustomerOut(Schema):
+    id: int
+    kind: str
+    name: str
+    phone: str
+    email: str
+    notes: str
+    created_at: datetime
+
+
+class CustomerIn(Schema):
+    name: str
+    kind: str = "person"
+    phone: str = ""
+    email: str = ""
+    notes: str = ""
+
+
+class CustomerPatch(Schema):
+    name: str | None = None
+    kind: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    notes: str | None = None
+
+
+class AccountOut(Schema):
+    id: int
+    number: str
+    customer: Ref
+    billing_mode: str
+    billing_side: str
+    status: str
+    room_ids: list[int]
+    meter_ids: list[int]
+    opened_at: datetime | None
+    closed_at: datetime | None
+    move_in_on: date | None
+    move_out_on: date | None
+
+    @staticmethod
+    def resolve_room_ids(obj: Any) -> list[int]:
+        return sorted(r.pk for r in obj.rooms.all())
+
+    @staticmethod
+    def resolve_meter_ids(obj: Any) -> list[int]:
+        return sorted(m.pk for m in obj.meters.all() if m.removed_on is None)
+
+
+class AccountIn(Schema):
+    customer_id: int
+    room_ids: list[int]
+    meter_ids: list[int] = []
+    billing_mode: str = "prepaid"
+    billing_side: str = "platform"
+    open: bool = True
+    move_in_on: date | None = None
+
+
+class GatewayOut(Schema):
+    id: int
+    site_id: int
+    identifier: str
+    kind: str
+    protocol: str
+    name: str
+    last_seen_at: datetime | None
+
+
+class GatewayIn(Schema):
+    site_id: int
+    identifier: str
+    kind: str
+    protocol: str
+    name: str = ""
+
+
+class MeterOut(Schema):
+    id: int
+    kind: str
+    model: str
+    address: str
+    serial_number: str
+    protocol: str
+    gateway_id: int | None
+    multiplier: int
+    room_id: int | None
+    account_id: int | None
+    installed_on: date | None
+    removed_on: date | None
+    replaced_by_id: int | None
+
+
+class MeterIn(Schema):
+    kind: str
+    protocol: str
+    address: str
+    model: str = ""
+    serial_number: str = ""
+    gateway_id: int | None = None
+    room_id: int | None = None
+    multiplier: int = 1
+    installed_on: date | None = None
+
+
+class MeterReplaceIn(Schema):
+    address: str
+    on: date
+    model: str = ""
+    serial_number: str = ""
+
+
+class AuditEventOut(Schema):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    object_repr: str
+    before: dict | None  # type: ignore[type-arg]
+    after: dict | None  # type: ignore[type-arg]
+
+
+class MeOut(Schema):
+    username: str
+    organisation: str | None
+    role: str
+    permissions: list[str]
+
+
+class ErrorOut(Schema):
+    detail: str
+    errors: dict[str, list[str]] | None = None

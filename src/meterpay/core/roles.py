@@ -1,0 +1,78 @@
+"""Who may do what: the one role table (docs/roles.md renders the same table).
+
+Staff users belong to one organisation and hold one role. Tenant users see only their
+own customer's accounts in the portal and hold no console permission.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    OPERATOR = "operator"
+    FINANCE = "finance"
+    VIEWER = "viewer"
+    TENANT = "tenant"
+
+
+class Permission(StrEnum):
+    VIEW = "view"  # read everything of the organisation in the console and API
+    MANAGE_SITES = "manage_sites"  # sites, buildings, floors, rooms
+    MANAGE_CUSTOMERS = "manage_customers"  # customer archives
+    MANAGE_ACCOUNTS = "manage_accounts"  # open, suspend, close accounts; move in and out
+    MANAGE_METERS = "manage_meters"  # meters and gateways, replacement
+    IMPORT_DATA = "import_data"  # bulk import of rooms, customers, meters
+    VIEW_FINANCE = "view_finance"  # orders, income, reconciliation
+    MANAGE_USERS = "manage_users"  # staff users and their roles
+    MANAGE_OWN_TOKENS = "manage_own_tokens"  # API tokens of one's own
+    VIEW_AUDIT = "view_audit"  # the audit log
+
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.OWNER: frozenset(Permission),
+    Role.OPERATOR: frozenset(
+        {
+            Permission.VIEW,
+            Permission.MANAGE_SITES,
+            Permission.MANAGE_CUSTOMERS,
+            Permission.MANAGE_ACCOUNTS,
+            Permission.MANAGE_METERS,
+            Permission.IMPORT_DATA,
+            Permission.MANAGE_OWN_TOKENS,
+        }
+    ),
+    Role.FINANCE: frozenset(
+        {
+            Permission.VIEW,
+            Permission.VIEW_FINANCE,
+            Permission.MANAGE_OWN_TOKENS,
+            Permission.VIEW_AUDIT,
+        }
+    ),
+    Role.VIEWER: frozenset({Permission.VIEW}),
+    Role.TENANT: frozenset(),
+}
+
+STAFF_ROLES: tuple[Role, ...] = (Role.OWNER, Role.OPERATOR, Role.FINANCE, Role.VIEWER)
+
+
+def role_allows(role: Role | str, permission: Permission | str) -> bool:
+    """True when ``role`` grants ``permission``; unknown roles grant nothing."""
+    try:
+        return Permission(permission) in ROLE_PERMISSIONS[Role(role)]
+    except ValueError:
+        return False
+
+
+def role_table_markdown() -> str:
+    """The role table as Markdown, so docs and code cannot drift apart (a test compares)."""
+    roles = STAFF_ROLES
+    header = "| permission | " + " | ".join(r.value for r in roles) + " |"
+    rule = "|---|" + "---|" * len(roles)
+    rows = [
+        f"| {p.value} | " + " | ".join("yes" if p in ROLE_PERMISSIONS[r] else "no" for r in roles) + " |"
+        for p in Permission
+    ]
+    return "\n".join([header, rule, *rows])

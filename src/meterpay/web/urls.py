@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from meterpay.web.views import admin_pages, customers, meters, portal, sites, wizard
+
+console = (
+    [
+        path("", sites.home, name="home"),
+        path("sites/", sites.site_tree, name="site_tree"),
+        path("sites/add/<str:what>/", sites.site_add, name="site_add"),
+        path("rooms/", sites.room_grid, name="room_grid"),
+        path("rooms/<int:room_id>/", sites.room_detail, name="room_detail"),
+        path("customers/", customers.customer_list, name="customer_list"),
+        path("customers/new/", customers.customer_create, name="customer_create"),
+        path("customers/<int:customer_id>/", customers.customer_detail, name="customer_detail"),
+        path("accounts/", customers.account_list, name="account_list"),
+        path("accounts/open/", wizard.account_wizard, name="account_wizard"),
+        path("accounts/<int:account_id>/", customers.account_detail, name="account_detail"),
+        path("meters/", meters.meter_list, name="meter_list"),
+        path("meters/new/", meters.meter_create, name="meter_create"),
+        path("meters/<int:meter_id>/", meters.meter_detail, name="meter_detail"),
+        path("gateways/", meters.gateway_list, name="gateway_list"),
+        path("gateways/new/", meters.gateway_create, name="gateway_create"),
+        path("gateways/<int:gateway_id>/", meters.gateway_detail, name="gateway_detail"),
+        path("imports/", admin_pages.import_list, name="import_list"),
+        path("imports/<int:batch_id>/", admin_pages.import_detail, name="import_detail"),
+        path("imports/template/<str:kind>.<str:fmt>", admin_pages.import_template, name="import_template"),
+        path("audit/", admin_pages.audit_list, name="audit_list"),
+        path("settings/tokens/", admin_pages.token_list, name="token_list"),
+    ],
+    "console",
+)
+
+portal_urls = ([path("", portal.portal_home, name="home")], "portal")
+
+urlpatterns = [
+    path("login/", auth_views.LoginView.as_view(template_name="web/auth/login.html", redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password/change/", auth_views.PasswordChangeView.as_view(template_name="web/auth/password_change.html"), name="password_change"),
+    path("password/change/done/", auth_views.PasswordChangeDoneView.as_view(template_name="web/auth/message.html"), name="password_change_done"),
+    path("password/reset/", auth_views.PasswordResetView.as_view(template_name="web/auth/password_reset.html", email_template_name="web/auth/password_reset_email.txt"), name="password_reset"),
+    path("password/reset/sent/", auth_views.PasswordResetDoneView.as_view(template_name="web/auth/message.html"), name="password_reset_done"),
+    path("password/reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(template_name="web/auth/password_reset_confirm.html"), name="password_reset_confirm"),
+    path("password/reset/complete/", auth_views.PasswordResetCompleteView.as_view(template_name="web/auth/message.html"), name="password_reset_complete"),
+    path("portal/", include(portal_urls)),
+    path("", include(console)),
+]

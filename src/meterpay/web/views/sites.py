@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Prefetch
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+
+from meterpay.apps.audit.models import AuditEvent
+from meterpay.apps.customers.models import Account, Customer
+from meterpay.apps.customers.selectors import ROOM_STATUSES, room_status_counts, rooms_filtered, rooms_with_status
+from meterpay.apps.meters.models import Gateway, Meter
+from meterpay.apps.organisations.access import access_object, org_objects
+from meterpay.apps.sites import services
+from meterpay.apps.sites.models import Building, Floor, Room, Site
+from meterpay.core.roles import Permission
+from meterpay.web.forms import BuildingForm, FloorForm, RoomForm, SiteForm
+from meterpay.web.views.base import is_htmx, page, querystring_without_page, staff_view
+
+
+@staff_view()
+def home(request: HttpRequest) -> HttpResponse:
+    user: Any = request.user
+    accounts = org_objects(user, Account)
+    status_counts = {row["status"]: row["n"] for row in accounts.values("status").annotate(n=Count("id"))}
+    context = {
+        "section": "home",
+        "counts": {
+            "sites": org_objects(user, Site).count(),
+            "rooms": org_objects(user, Room).count(),
+            "customers": org_objects(user, Customer).count(),
+            "meters": org_objects(user, Meter).filter(removed_on__isnull=True).count(),
+            "gateways": org_objects(user, Gateway).count(),
+        },
+        "account_statuses": [(value, label, status_counts.get(value, 0)) for value, label in Account.Status.choices],
+        "room_counts": room_status_counts(rooms_with_status(user)),
+        "recent_events": org_objects(user, AuditEvent).select_related("actor")[:8]
+        if user.can(Permission.VIEW_AUDIT)
+        else [],
+    }
+    return render(request, "web/home.html", context)
+
+
+@staff_view()
+def site_tree(request: HttpRequest) -> HttpResponse:
+    user: Any = request.user
+    floors = org_objects(user, Floor).annotate(room_count=Count("rooms")).order_by("level")
+    buildings = org_objects(user, Building).prefetch_related(Prefetch("floors", queryset=floors)).order_by("name")
+    sites = org_objects(user, Site).prefetch_related(Prefetch("buildings", queryset=buildings))
+    forms = None
+    if user.can(Permission.MANAGE_SITES):
+        forms = {
+            "site": SiteForm(prefix="site"),
+            "building": BuildingForm(prefix="building", user=user),
+            "floor": FloorForm(prefix="floor", user=user),
+            "room": RoomForm(prefix="room", user=user),
+        }
+    return render(request, "web/sites/tree.html", {"section": "sites", "sites": sites, "forms": forms})
+
+
+@staff_view(Permission.MANAGE_SITES)
+def site_add(request: HttpRequest, what: str) -> HttpResponse:
+    user: Any = request.user
+    if request.method != "POST":
+        return redirect("console:site_tree")
+    try:
+        if what == "site":
+            form: Any = SiteForm(request.POST, prefix="site")
+            if form.is_valid():
+                services.site_create(actor=user, organisation=user.organisation, **form.cleaned_data)
+        elif what == "building":
+            form = BuildingForm(request.POST, prefix="building", user=user)
+            if form.is_valid():
+                services.building_create(actor=user, **form.cleaned_data)
+        elif what == "floor":
+            form = FloorForm(request.POST, prefix="floor", user=user)
+            if form.is_valid():
+                services.floor_create(actor=user, **form.cleaned_data)
+        elif what == "room":
+            form = RoomForm(request.POST, prefix="room", user=user)
+            if form.is_valid():
+                services.room_create(actor=user, **form.cleaned_data)
+        else:
+            return redirect("console:site_tree")
+    except ValidationError as exc:
+        messages.error(request, "; ".join(exc.messages))
+        return redirect("console:site_tree")
+    if form.is_valid():
+        messages.success(request, _("Saved."))
+    else:
+        messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+    return redirect("console:site_tree")
+
+
+@staff_view()
+def room_grid(request: HttpRequest) -> HttpResponse:
+    user: Any = request.user
+    params = {k: v for k, v in request.GET.items() if v}
+    rooms = rooms_filtered(user, params)
+    context = {
+        "section": "rooms",
+        "rooms": page(request, rooms, per_page=120),
+        "counts": room_status_counts(rooms),
+        "params": params,
+        "query": querystring_without_page(request),
+        "sites": org_objects(user, Site),
+        "buildings": org_objects(user, Building).select_related("site").filter(
+            **({"site_id": params["site"]} if params.get("site", "").isdigit() else {})
+        ),
+        "floors": org_objects(user, Floor).filter(
+            **({"building_id": params["building"]} if params.get("building", "").isdigit() else {})
+        ) if params.get("building") else [],
+        "kinds": Room.Kind.choices,
+        "statuses": [(s, _status_label(s)) for s in ROOM_STATUSES],
+    }
+    if is_htmx(request):
+        return render(request, "web/rooms/grid.html#results", context)
+    return render(request, "web/rooms/grid.html", context)
+
+
+def _status_label(status: str) -> str:
+    if status == "vacant":
+        return _("Vacant")
+    return str(dict(Account.Status.choices).get(status, status))
+
+
+@staff_view()
+def room_detail(request: HttpRequest, room_id: int) -> HttpResponse:
+    user: Any = request.user
+    room = access_object(user, rooms_with_status(user), room_id)
+    accounts = room.accounts.select_related("customer").order_by("-id")
+    meters = room.meters.select_related("gateway").order_by("removed_on", "address")
+    return render(
+        request,
+        "web/rooms/detail.html",
+        {"section": "rooms", "room": room, "accounts": accounts, "meters": meters},
+    )
