@@ -167,16 +167,14 @@ class DtuStreamSplitter:
         return all(b in allowed for b in self._buffer)
 
     def _next_packet_start(self) -> int | None:
-        positions = [
-            p for p in (self._buffer.find(REGISTRATION_PREFIX), self._buffer.find(HEARTBEAT_PREFIX))
-        ]
+        positions = (self._buffer.find(REGISTRATION_PREFIX), self._buffer.find(HEARTBEAT_PREFIX))
         found = [p for p in positions if p >= 0]
         return min(found) if found else None
 
     def _partial_prefix_length(self) -> int:
-        """Length of a tail that could grow into ``REG:`` or ``HB:`` (at least 2 bytes)."""
+        """Length of a tail that could grow into ``REG:`` or ``HB:``."""
         for prefix in (REGISTRATION_PREFIX, HEARTBEAT_PREFIX):
-            for size in range(len(prefix) - 1, 1, -1):
+            for size in range(len(prefix) - 1, 0, -1):
                 if self._buffer.endswith(prefix[:size]):
                     return size
         return 0
