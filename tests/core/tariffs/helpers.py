@@ -60,4 +60,6 @@ def simple_document(**version: Any) -> dict[str, Any]:
 
 
 def single_price(price: str = "0.5", **extra: Any) -> Tariff:
-    return parse_tariff(simple_document(energy={"periods": [{"name": "flat", "price": price}]}, **extra))
+    return parse_tariff(
+        simple_document(energy={"periods": [{"name": "flat", "price": price}]}, **extra)
+    )

@@ -24,7 +24,11 @@ def _summary(bill_lines: object) -> list[tuple[str, str, str, str]]:
     return [
         (
             line.label,
-            str(line.quantity.quantize(Decimal(1)) if line.quantity == line.quantity.to_integral() else line.quantity),
+            str(
+                line.quantity.quantize(Decimal(1))
+                if line.quantity == line.quantity.to_integral()
+                else line.quantity
+            ),
             str(line.unit_price),
             str(line.amount),
         )

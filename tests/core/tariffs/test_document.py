@@ -81,7 +81,9 @@ def _two_versions() -> dict[str, object]:
             "versions[0].surprise: unknown field",
         ),
         (
-            lambda d: d["versions"][0]["energy"]["schedule"][0].__setitem__("day_types", ["sunday"]),
+            lambda d: d["versions"][0]["energy"]["schedule"][0].__setitem__(
+                "day_types", ["sunday"]
+            ),
             "versions[0].energy.schedule[0].day_types[0]: must be one of weekday, weekend, holiday",
         ),
         (lambda d: d.__setitem__("currency", "XYZ"), "currency: must be one of"),
@@ -114,31 +116,82 @@ def test_errors_name_the_field_path(mutate, message: str) -> None:  # type: igno
     ("version", "message"),
     [
         (
-            {"energy": {"periods": [{"name": "a", "price": "1"}], "tiers": {"cumulation": "month", "steps": [{"up_to": "10"}]}}},
+            {
+                "energy": {
+                    "periods": [{"name": "a", "price": "1"}],
+                    "tiers": {"cumulation": "month", "steps": [{"up_to": "10"}]},
+                }
+            },
             "versions[0].energy.tiers.steps[0].up_to: must be null on the last step",
         ),
         (
-            {"energy": {"periods": [{"name": "a", "price": "1"}], "tiers": {"cumulation": "month", "steps": [{"up_to": "10"}, {"up_to": "5"}, {"up_to": None}]}}},
+            {
+                "energy": {
+                    "periods": [{"name": "a", "price": "1"}],
+                    "tiers": {
+                        "cumulation": "month",
+                        "steps": [{"up_to": "10"}, {"up_to": "5"}, {"up_to": None}],
+                    },
+                }
+            },
             "versions[0].energy.tiers.steps[1].up_to: must increase from step to step",
         ),
         (
-            {"energy": {"periods": [{"name": "a", "price": "1"}, {"name": "b", "price": "2"}], "tiers": {"cumulation": "month", "steps": [{"up_to": "10", "price": "1"}, {"up_to": None}]}}},
+            {
+                "energy": {
+                    "periods": [{"name": "a", "price": "1"}, {"name": "b", "price": "2"}],
+                    "tiers": {
+                        "cumulation": "month",
+                        "steps": [{"up_to": "10", "price": "1"}, {"up_to": None}],
+                    },
+                }
+            },
             "versions[0].energy.tiers.steps[0].price: an absolute step price needs a single period",
         ),
         (
-            {"energy": {"periods": [{"name": "a", "price": "1"}], "tiers": {"cumulation": "month", "steps": [{"up_to": None, "price": "1", "increment": "1"}]}}},
+            {
+                "energy": {
+                    "periods": [{"name": "a", "price": "1"}],
+                    "tiers": {
+                        "cumulation": "month",
+                        "steps": [{"up_to": None, "price": "1", "increment": "1"}],
+                    },
+                }
+            },
             "versions[0].energy.tiers.steps[0]: give only one of increment, price, period_prices",
         ),
         (
-            {"energy": {"periods": [{"name": "a", "price": "1"}, {"name": "b", "price": "1"}], "tiers": {"cumulation": "month", "steps": [{"up_to": None, "period_prices": {"a": "1"}}]}}},
+            {
+                "energy": {
+                    "periods": [{"name": "a", "price": "1"}, {"name": "b", "price": "1"}],
+                    "tiers": {
+                        "cumulation": "month",
+                        "steps": [{"up_to": None, "period_prices": {"a": "1"}}],
+                    },
+                }
+            },
             "versions[0].energy.tiers.steps[0].period_prices.b: is required",
         ),
         (
-            {"energy": {"periods": [{"name": "a", "price": "1"}], "tiers": {"cumulation": "decade", "steps": []}}},
+            {
+                "energy": {
+                    "periods": [{"name": "a", "price": "1"}],
+                    "tiers": {"cumulation": "decade", "steps": []},
+                }
+            },
             "versions[0].energy.tiers.cumulation: must be one of month, year",
         ),
         (
-            {"energy": {"periods": [{"name": "a", "price": "1"}], "tiers": {"cumulation": "year", "year_start_month": 13, "steps": [{"up_to": None}]}}},
+            {
+                "energy": {
+                    "periods": [{"name": "a", "price": "1"}],
+                    "tiers": {
+                        "cumulation": "year",
+                        "year_start_month": 13,
+                        "steps": [{"up_to": None}],
+                    },
+                }
+            },
             "versions[0].energy.tiers.year_start_month: must be a month number 1-12",
         ),
         (
@@ -166,7 +219,14 @@ def test_errors_name_the_field_path(mutate, message: str) -> None:  # type: igno
             "versions[0].demand.periods: is required with a schedule",
         ),
         (
-            {"demand": {"flat": [{"months": "1-6", "tiers": [{"up_to": None, "price": "1"}]}, {"months": "6-12", "tiers": [{"up_to": None, "price": "2"}]}]}},
+            {
+                "demand": {
+                    "flat": [
+                        {"months": "1-6", "tiers": [{"up_to": None, "price": "1"}]},
+                        {"months": "6-12", "tiers": [{"up_to": None, "price": "2"}]},
+                    ]
+                }
+            },
             "versions[0].demand.flat[1].months: overlaps an earlier season",
         ),
         (
@@ -174,7 +234,20 @@ def test_errors_name_the_field_path(mutate, message: str) -> None:  # type: igno
             "versions[0].demand.flat[0].tiers[0].up_to: must be null on the last tier",
         ),
         (
-            {"demand": {"flat": [{"months": "1-12", "tiers": [{"up_to": "5", "price": "1"}, {"up_to": "4", "price": "1"}, {"up_to": None, "price": "1"}]}]}},
+            {
+                "demand": {
+                    "flat": [
+                        {
+                            "months": "1-12",
+                            "tiers": [
+                                {"up_to": "5", "price": "1"},
+                                {"up_to": "4", "price": "1"},
+                                {"up_to": None, "price": "1"},
+                            ],
+                        }
+                    ]
+                }
+            },
             "versions[0].demand.flat[0].tiers[1].up_to: must increase from tier to tier",
         ),
         (
@@ -194,15 +267,35 @@ def test_errors_name_the_field_path(mutate, message: str) -> None:  # type: igno
             "versions[0].energy.default_period: unknown period 'z'",
         ),
         (
-            {"energy": {"periods": [{"name": "a", "price": "1"}], "schedule": [{"months": "1", "default_period": "z"}]}},
+            {
+                "energy": {
+                    "periods": [{"name": "a", "price": "1"}],
+                    "schedule": [{"months": "1", "default_period": "z"}],
+                }
+            },
             "versions[0].energy.schedule[0].default_period: unknown period 'z'",
         ),
         (
-            {"energy": {"periods": [{"name": "a", "price": "1"}], "critical_peak": [{"months": "1", "windows": []}]}},
+            {
+                "energy": {
+                    "periods": [{"name": "a", "price": "1"}],
+                    "critical_peak": [{"months": "1", "windows": []}],
+                }
+            },
             "versions[0].energy.critical_peak[0].windows: must not be empty",
         ),
         (
-            {"energy": {"periods": [{"name": "a", "price": "1"}], "schedule": [{"months": "1", "windows": [{"start": "08:00", "end": "08:00", "period": "a"}]}]}},
+            {
+                "energy": {
+                    "periods": [{"name": "a", "price": "1"}],
+                    "schedule": [
+                        {
+                            "months": "1",
+                            "windows": [{"start": "08:00", "end": "08:00", "period": "a"}],
+                        }
+                    ],
+                }
+            },
             "versions[0].energy.schedule[0].windows[0].end: must differ from start",
         ),
         (
@@ -214,7 +307,17 @@ def test_errors_name_the_field_path(mutate, message: str) -> None:  # type: igno
             'versions[0].energy.schedule[0].months: must be a month range string such as "6-8" or a list',
         ),
         (
-            {"energy": {"periods": [{"name": "a", "price": "1"}], "schedule": [{"months": "1", "windows": [{"start": "8:00", "end": "09:00", "period": "a"}]}]}},
+            {
+                "energy": {
+                    "periods": [{"name": "a", "price": "1"}],
+                    "schedule": [
+                        {
+                            "months": "1",
+                            "windows": [{"start": "8:00", "end": "09:00", "period": "a"}],
+                        }
+                    ],
+                }
+            },
             'versions[0].energy.schedule[0].windows[0].start: must be a time "HH:MM"',
         ),
         (
@@ -265,18 +368,49 @@ def test_optional_fields_serialize_when_not_default() -> None:
     document = simple_document(
         energy={
             "periods": [{"name": "a", "price": "1"}, {"name": "b", "price": "2"}],
-            "schedule": [{"months": "1-6", "day_types": ["weekday"], "windows": [{"start": "22:00", "end": "24:00", "period": "a"}]}],
+            "schedule": [
+                {
+                    "months": "1-6",
+                    "day_types": ["weekday"],
+                    "windows": [{"start": "22:00", "end": "24:00", "period": "a"}],
+                }
+            ],
             "default_period": "b",
-            "tiers": {"cumulation": "year", "year_start_month": 7, "steps": [{"up_to": "10", "period_prices": {"a": "1.5", "b": "2.5"}}, {"up_to": None, "increment": "0.1"}]},
+            "tiers": {
+                "cumulation": "year",
+                "year_start_month": 7,
+                "steps": [
+                    {"up_to": "10", "period_prices": {"a": "1.5", "b": "2.5"}},
+                    {"up_to": None, "increment": "0.1"},
+                ],
+            },
         },
-        basic={"method": "max_demand", "price": "30", "overrun_threshold": "1.1", "overrun_multiplier": "3"},
+        basic={
+            "method": "max_demand",
+            "price": "30",
+            "overrun_threshold": "1.1",
+            "overrun_multiplier": "3",
+        },
         demand={
-            "periods": [{"name": "on", "tiers": [{"up_to": "50", "price": "5"}, {"up_to": None, "price": "6"}]}],
+            "periods": [
+                {
+                    "name": "on",
+                    "tiers": [{"up_to": "50", "price": "5"}, {"up_to": None, "price": "6"}],
+                }
+            ],
             "flat": [{"months": "1-12", "tiers": [{"up_to": None, "price": "2"}]}],
         },
         power_factor={"standard": "0.85", "applies_to": ["energy"]},
         minimum_charge="10",
-        custom_items=[{"name": "deposit", "amount": "100", "basis": "per_area", "frequency": "one_time", "prorate": False}],
+        custom_items=[
+            {
+                "name": "deposit",
+                "amount": "100",
+                "basis": "per_area",
+                "frequency": "one_time",
+                "prorate": False,
+            }
+        ],
     )
     document["description"] = "all the options"
     assert tariff_to_dict(parse_tariff(document)) == document
@@ -301,4 +435,11 @@ def test_loader_detects_formats_and_decodes_numbers_as_decimal() -> None:
     with pytest.raises(TariffError, match="not valid JSON"):
         load_tariff_text("{oops")
     with pytest.raises(TariffError, match="must be a decimal string"):
-        load_tariff_text(json.dumps({**simple_document(), "versions": [{"effective_from": "2024-01-01T00:00:00", "minimum_charge": 1.5}]}))
+        load_tariff_text(
+            json.dumps(
+                {
+                    **simple_document(),
+                    "versions": [{"effective_from": "2024-01-01T00:00:00", "minimum_charge": 1.5}],
+                }
+            )
+        )

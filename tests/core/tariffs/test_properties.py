@@ -109,7 +109,9 @@ def _raise_prices(value: Any) -> Any:
     """A corrected version: every price and amount 0.1 higher."""
     if isinstance(value, dict):
         return {
-            key: str(Decimal(item) + Decimal("0.1")) if key in {"price", "amount"} else _raise_prices(item)
+            key: str(Decimal(item) + Decimal("0.1"))
+            if key in {"price", "amount"}
+            else _raise_prices(item)
             for key, item in value.items()
         }
     if isinstance(value, list):
@@ -167,7 +169,9 @@ def test_sum_of_real_time_deductions_equals_the_bill(
     deducted = Decimal(0)
     by_month: dict[str, Decimal] = {}
     for chunk in _chunks(data.draw, intervals):
-        deduction = incremental_charge(tariff=tariff, new_intervals=chunk, state=state, account=ACCOUNT)
+        deduction = incremental_charge(
+            tariff=tariff, new_intervals=chunk, state=state, account=ACCOUNT
+        )
         state = json.loads(json.dumps(deduction.state))  # persisted as plain JSON
         deducted += deduction.amount
         for month, amount in deduction.by_month.items():
@@ -201,7 +205,9 @@ def test_deduction_from_intervals_so_far_matches_stateful_deduction(
 
 
 def _unrounded(bill_lines: Any) -> Decimal:
-    return sum((line.quantity * line.unit_price * line.proration for line in bill_lines), Decimal(0))
+    return sum(
+        (line.quantity * line.unit_price * line.proration for line in bill_lines), Decimal(0)
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -222,6 +228,7 @@ def test_splitting_a_period_anywhere_gives_the_same_charges(
     first, second = intervals[:split], intervals[split:]
     whole = rate(tariff=tariff, intervals=intervals)
     first_bill = rate(tariff=tariff, intervals=first)
+
     def tier_period(moment: datetime) -> tuple[int, int]:
         if component == "monthly tiers":
             return (moment.year, moment.month)
@@ -250,7 +257,7 @@ def test_splitting_at_a_month_boundary_gives_the_same_total(
     tariff = _tariff(component, None)
     first_month = (intervals[0].start.year, intervals[0].start.month)
     first = [iv for iv in intervals if (iv.start.year, iv.start.month) == first_month]
-    second = intervals[len(first):]
+    second = intervals[len(first) :]
     account = AccountTerms(
         holidays=ACCOUNT.holidays, capacity_kva=ACCOUNT.capacity_kva,
         contract_demand_kw=ACCOUNT.contract_demand_kw, room_area_m2=ACCOUNT.room_area_m2,
@@ -276,7 +283,11 @@ def test_quarter_hourly_and_hourly_data_with_equal_hourly_sums_cost_the_same(
     tariff = _tariff(component, None)
     start = datetime(2024, start_month, 1) + timedelta(hours=start_hour)
     quarter_hourly = [
-        Interval(start + timedelta(minutes=15 * (4 * h + q)), start + timedelta(minutes=15 * (4 * h + q + 1)), value)
+        Interval(
+            start + timedelta(minutes=15 * (4 * h + q)),
+            start + timedelta(minutes=15 * (4 * h + q + 1)),
+            value,
+        )
         for h, hour in enumerate(quarters)
         for q, value in enumerate(hour)
     ]
