@@ -1,10 +1,8 @@
-from __future__ import annotations
-
 from typing import Any
 
 from django.db.models import Q
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 from ninja.pagination import LimitOffsetPagination, paginate
 
 from meterpay.api.schemas import AccountIn, AccountOut, CustomerIn, CustomerOut, CustomerPatch
@@ -39,7 +37,7 @@ def customer_list(request: HttpRequest, q: str | None = None) -> Any:
 @router.post("/customers", response={201: CustomerOut})
 def customer_create(request: HttpRequest, payload: CustomerIn) -> Any:
     require(request.user, Permission.MANAGE_CUSTOMERS)
-    return 201, services.customer_create(actor=request.user, organisation=request.user.organisation, **payload.dict())
+    return Status(201, services.customer_create(actor=request.user, organisation=request.user.organisation, **payload.dict()))
 
 
 @router.get("/customers/{customer_id}", response=CustomerOut)
@@ -87,7 +85,7 @@ def account_create(request: HttpRequest, payload: AccountIn) -> Any:
         actor=request.user, customer=customer, rooms=rooms, meters=meters, billing_mode=payload.billing_mode,
         billing_side=payload.billing_side, move_in_on=payload.move_in_on,
     )
-    return 201, (access_object(request.user, accounts_qs(request), account.pk))
+    return Status(201, (access_object(request.user, accounts_qs(request), account.pk)))
 
 
 def _transition(request: HttpRequest, account_id: int, action: Any) -> dict[str, Any]:

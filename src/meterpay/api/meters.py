@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Router, Status
 from ninja.pagination import LimitOffsetPagination, paginate
 
 from meterpay.api.schemas import GatewayIn, GatewayOut, MeterIn, MeterOut, MeterReplaceIn
@@ -47,14 +47,14 @@ def meter_create(request: HttpRequest, payload: MeterIn) -> Any:
     meter = services.meter_create(
         actor=request.user, organisation=request.user.organisation, gateway=gateway, room=room, **data
     )
-    return 201, meter
+    return Status(201, meter)
 
 
 @router.post("/meters/{meter_id}/replace", response={201: MeterOut})
 def meter_replace(request: HttpRequest, meter_id: int, payload: MeterReplaceIn) -> Any:
     require(request.user, Permission.MANAGE_METERS)
     old = access_object(request.user, Meter, meter_id)
-    return 201, services.meter_replace(actor=request.user, old=old, **payload.dict())
+    return Status(201, services.meter_replace(actor=request.user, old=old, **payload.dict()))
 
 
 @router.get("/gateways", response=list[GatewayOut])
@@ -73,4 +73,4 @@ def gateway_create(request: HttpRequest, payload: GatewayIn) -> Any:
     require(request.user, Permission.MANAGE_METERS)
     data = payload.dict()
     site = access_object(request.user, Site, data.pop("site_id"))
-    return 201, services.gateway_create(actor=request.user, site=site, **data)
+    return Status(201, services.gateway_create(actor=request.user, site=site, **data))

@@ -1,9 +1,7 @@
-from __future__ import annotations
-
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 from ninja.pagination import LimitOffsetPagination, paginate
 
 from meterpay.api.schemas import BuildingOut, FloorOut, RoomIn, RoomOut, RoomPatch, SiteIn, SiteOut
@@ -35,7 +33,7 @@ def site_list(request: HttpRequest) -> Any:
 def site_create(request: HttpRequest, payload: SiteIn) -> Any:
     require(request.user, Permission.MANAGE_SITES)
     site = services.site_create(actor=request.user, organisation=request.user.organisation, **payload.dict())
-    return 201, site
+    return Status(201, site)
 
 
 @router.get("/sites/{site_id}", response=SiteOut)
@@ -76,7 +74,7 @@ def room_create(request: HttpRequest, payload: RoomIn) -> Any:
     room = services.room_create(
         actor=request.user, floor=floor, number=payload.number, kind=payload.kind, area_m2=payload.area_m2
     )
-    return 201, access_object(request.user, rooms_with_status(request.user), room.pk)
+    return Status(201, access_object(request.user, rooms_with_status(request.user), room.pk))
 
 
 @router.patch("/rooms/{room_id}", response=RoomOut)

@@ -20,7 +20,7 @@ from meterpay.web.views.base import deny, page, querystring_without_page, staff_
 @staff_view()
 def customer_list(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
-    customers = org_objects(user, Customer).annotate(account_count=Count("accounts"))
+    customers = org_objects(user, Customer).annotate(account_count=Count("accounts")).order_by("name", "id").order_by("name", "id")
     q = request.GET.get("q", "").strip()
     if q:
         customers = customers.filter(Q(name__icontains=q) | Q(phone__icontains=q) | Q(email__icontains=q))

@@ -88,7 +88,7 @@ def gateway_list(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
     gateways = org_objects(user, Gateway).select_related("site").annotate(
         meter_count=Count("meters", filter=Q(meters__removed_on__isnull=True))
-    )
+    ).order_by("identifier").order_by("identifier")
     return render(request, "web/meters/gateways.html", {"section": "gateways", "gateways": page(request, gateways)})
 
 

@@ -1,0 +1,209 @@
+"""Tenant isolation: a user of organisation B can neither see nor change anything of organisation A.
+
+Every console URL and every API operation is listed here; a new one that is not listed makes
+``test_every_*_is_covered`` fail, so isolation cannot be forgotten for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.urls import get_resolver, reverse
+
+from meterpay.api.v1 import api
+from meterpay.apps.audit.models import AuditEvent
+from meterpay.apps.customers.models import Account, Customer
+from meterpay.apps.meters.models import Gateway, Meter
+from meterpay.apps.sites.models import Room, Site
+from tests.factories import PASSWORD, build_org
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def orgs() -> tuple[Any, Any]:
+    return build_org("alpha", 100), build_org("bravo", 200)
+
+
+def _login(client: Any, user: Any) -> Any:
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+# --- console -------------------------------------------------------------------------------
+
+# url name -> (kwargs builder from org A, POST data builder or None)
+CONSOLE_OBJECT_PAGES: dict[str, Any] = {
+    "room_detail": (lambda a: {"room_id": a.room.pk}, None),
+    "customer_detail": (lambda a: {"customer_id": a.customer.pk}, lambda a: {"name": "hijacked", "kind": "person"}),
+    "account_detail": (lambda a: {"account_id": a.account.pk}, lambda a: {"action": "close"}),
+    "meter_detail": (lambda a: {"meter_id": a.meter.pk}, lambda a: {"address": "999999999999", "on": "2026-01-01"}),
+    "gateway_detail": (lambda a: {"gateway_id": a.gateway.pk}, None),
+    "import_detail": (lambda a: {"batch_id": a.batch.pk}, lambda a: {}),
+}
+CONSOLE_LIST_PAGES = [
+    "home", "site_tree", "room_grid", "customer_list", "account_list", "meter_list", "gateway_list",
+    "import_list", "audit_list", "token_list", "account_wizard", "customer_create", "meter_create",
+    "gateway_create",
+]
+CONSOLE_OTHER = {"site_add", "import_template"}  # no object of an organisation in the URL; checked below
+
+
+def test_every_console_url_is_covered() -> None:
+    resolver = get_resolver()
+    names = {name for name in resolver.reverse_dict.keys() if isinstance(name, str)}
+    console = {n for n in get_resolver().namespace_dict["console"][1].reverse_dict.keys() if isinstance(n, str)}
+    assert names  # sanity
+    assert console == set(CONSOLE_OBJECT_PAGES) | set(CONSOLE_LIST_PAGES) | CONSOLE_OTHER
+
+
+@pytest.mark.parametrize("name", sorted(CONSOLE_OBJECT_PAGES))
+def test_console_object_pages_of_another_org_are_404(client: Any, orgs: Any, name: str) -> None:
+    a, b = orgs
+    kwargs, post_data = CONSOLE_OBJECT_PAGES[name]
+    url = reverse(f"console:{name}", kwargs=kwargs(a))
+    _login(client, b.users["owner"])
+    assert client.get(url).status_code == 404
+    if post_data is not None:
+        before = AuditEvent.objects.filter(organisation=a.org).count()
+        assert client.post(url, post_data(a)).status_code == 404
+        assert AuditEvent.objects.filter(organisation=a.org).count() == before
+    # and the owner of A does see it
+    client.logout()
+    _login(client, a.users["owner"])
+    assert client.get(url).status_code == 200
+
+
+@pytest.mark.parametrize("name", CONSOLE_LIST_PAGES)
+def test_console_lists_show_nothing_of_another_org(client: Any, orgs: Any, name: str) -> None:
+    a, b = orgs
+    _login(client, b.users["owner"])
+    response = client.get(reverse(f"console:{name}"), {"installed": "all"})
+    assert response.status_code == 200
+    body = response.content.decode()
+    for secret in ("Customer alpha", "Site alpha", "DTU-alpha", f"{100:012d}", "alpha-owner"):
+        assert secret not in body, f"{name} shows {secret!r} of another organisation"
+    assert "Customer bravo" in body or name not in {"customer_list", "account_list", "room_grid"}
+
+
+def test_wizard_rejects_rooms_customers_and_meters_of_another_org(client: Any, orgs: Any) -> None:
+    a, b = orgs
+    _login(client, b.users["owner"])
+    url = reverse("console:account_wizard")
+    assert client.post(url + "?step=room", {"room": a.vacant_room.pk}).status_code == 404
+    assert client.post(url + "?step=room", {"room": b.vacant_room.pk}).status_code == 302
+    response = client.post(url + "?step=customer", {"mode": "existing", "customer": a.customer.pk})
+    assert response.status_code == 404
+    client.post(url + "?step=customer", {"mode": "existing", "customer": b.customer.pk})
+    client.post(url + "?step=meters", {"meters": [a.free_meter.pk]})
+    assert client.session["account_wizard"]["meters"] == []
+
+
+def test_site_add_cannot_attach_to_another_orgs_site(client: Any, orgs: Any) -> None:
+    a, b = orgs
+    _login(client, b.users["owner"])
+    client.post(reverse("console:site_add", args=["building"]), {"building-site": a.site.pk, "building-name": "X"})
+    client.post(reverse("console:site_add", args=["room"]),
+                {"room-floor": a.floor.pk, "room-number": "X1", "room-kind": "shop", "room-area_m2": "1"})
+    assert not a.site.buildings.filter(name="X").exists()
+    assert not Room.objects.filter(number="X1").exists()
+
+
+def test_token_revoke_of_another_users_token_is_404(client: Any, orgs: Any) -> None:
+    a, b = orgs
+    _login(client, b.users["owner"])
+    response = client.post(reverse("console:token_list"), {"revoke": a.token.pk})
+    assert response.status_code == 404
+    a.token.refresh_from_db()
+    assert a.token.revoked_at is None
+
+
+def test_portal_shows_only_the_tenants_own_accounts(client: Any, orgs: Any) -> None:
+    a, b = orgs
+    _login(client, b.tenant)
+    body = client.get(reverse("portal:home")).content.decode()
+    assert b.account.number in body
+    assert "Customer bravo" in body
+    assert "Customer alpha" not in body
+
+
+# --- API -----------------------------------------------------------------------------------
+
+PATH_IDS = {
+    "site_id": lambda a: a.site.pk,
+    "room_id": lambda a: a.room.pk,
+    "customer_id": lambda a: a.customer.pk,
+    "account_id": lambda a: a.account.pk,
+    "meter_id": lambda a: a.meter.pk,
+    "gateway_id": lambda a: a.gateway.pk,
+}
+# Bodies for operations whose body names objects (ids of org A when attacking).
+BODIES: dict[tuple[str, str], Any] = {
+    ("POST", "/sites"): lambda a: {"name": "S", "kind": "mall"},
+    ("POST", "/rooms"): lambda a: {"floor_id": a.floor.pk, "number": "Z9", "kind": "shop", "area_m2": "1"},
+    ("PATCH", "/rooms/{room_id}"): lambda a: {"area_m2": "99"},
+    ("POST", "/customers"): lambda a: {"name": "N"},
+    ("PATCH", "/customers/{customer_id}"): lambda a: {"name": "hijacked"},
+    ("POST", "/accounts"): lambda a: {"customer_id": a.customer.pk, "room_ids": [a.vacant_room.pk]},
+    ("POST", "/meters"): lambda a: {"kind": "electricity_1p", "protocol": "dlt645", "address": "777777777777",
+                                    "gateway_id": a.gateway.pk, "room_id": a.vacant_room.pk},
+    ("POST", "/meters/{meter_id}/replace"): lambda a: {"address": "888888888888", "on": "2026-05-01"},
+    ("POST", "/gateways"): lambda a: {"site_id": a.site.pk, "identifier": "NEW", "kind": "dtu_4g",
+                                      "protocol": "dlt645"},
+}
+# Creates whose body holds no object of another organisation: allowed, and land in B's own organisation.
+OWN_ORG_CREATES = {("POST", "/sites"), ("POST", "/customers")}
+
+
+def _operations() -> list[tuple[str, str]]:
+    schema = api.get_openapi_schema()
+    ops = []
+    for path, methods in schema["paths"].items():
+        for method in methods:
+            ops.append((method.upper(), path.removeprefix("/api/v1")))
+    return sorted(ops)
+
+
+def test_every_api_operation_is_covered() -> None:
+    for method, path in _operations():
+        params = [p.strip("{}") for p in path.split("/") if p.startswith("{")]
+        assert all(p in PATH_IDS for p in params), f"{method} {path}: add its ids to PATH_IDS"
+        if method in {"POST", "PATCH", "PUT"} and not path.endswith(("/open", "/suspend", "/resume", "/close")):
+            assert (method, path) in BODIES, f"{method} {path}: add a body to BODIES"
+
+
+@pytest.mark.parametrize("method,path", _operations())
+def test_api_operations_on_another_orgs_objects_are_404(client: Any, orgs: Any, method: str, path: str) -> None:
+    a, b = orgs
+    params = [p.strip("{}") for p in path.split("/") if p.startswith("{")]
+    url = "/api/v1" + path
+    for p in params:
+        url = url.replace("{" + p + "}", str(PATH_IDS[p](a)))
+    body = BODIES.get((method, path), lambda a: {})(a)
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {b.raw_token}"}
+    counts_before = _counts(a)
+    response = client.generic(method, url, data=__import__("json").dumps(body), content_type="application/json",
+                              **headers)
+    if params or ((method, path) in BODIES and (method, path) not in OWN_ORG_CREATES):
+        assert response.status_code == 404, (method, path, response.status_code, response.content[:200])
+    else:
+        assert response.status_code in (200, 201), (method, path, response.status_code, response.content[:300])
+        text = response.content.decode()
+        for secret in ("Customer alpha", "Site alpha", "DTU-alpha", "alpha-owner", f"{100:012d}"):
+            assert secret not in text
+    assert _counts(a) == counts_before
+
+
+def _counts(a: Any) -> tuple[int, ...]:
+    return (
+        Site.objects.filter(organisation=a.org).count(),
+        Room.objects.filter(organisation=a.org).count(),
+        Customer.objects.filter(organisation=a.org, name__startswith="Customer").count(),
+        Account.objects.filter(organisation=a.org).count(),
+        Account.objects.filter(organisation=a.org, status="open").count(),
+        Meter.objects.filter(organisation=a.org).count(),
+        Meter.objects.filter(organisation=a.org, removed_on__isnull=True).count(),
+        Gateway.objects.filter(organisation=a.org).count(),
+        AuditEvent.objects.filter(organisation=a.org).count(),
+    )
