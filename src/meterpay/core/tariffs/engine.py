@@ -231,6 +231,8 @@ class RatingAccumulator:
         tiers: Tiers | None,
         start: datetime,
     ) -> None:
+        if quantity == 0:
+            return
         if tiers is None:
             key = (version, period, 0)
             usage.energy[key] = usage.energy.get(key, _ZERO) + quantity
