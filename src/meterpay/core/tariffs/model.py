@@ -110,12 +110,6 @@ class EnergyCharge:
     schedule: Schedule
     tiers: Tiers | None = None
 
-    def price_of(self, period: str) -> Decimal:
-        for candidate in self.periods:
-            if candidate.name == period:
-                return candidate.price
-        raise KeyError(period)
-
 
 @dataclass(frozen=True, slots=True)
 class DemandTier:
