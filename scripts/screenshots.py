@@ -1,6 +1,6 @@
 """Log in to a running meterpay and screenshot every console page (system Chromium, headless).
 
-    uv run python scripts/screenshots.py [BASE_URL] [OUT_DIR]
+uv run python scripts/screenshots.py [BASE_URL] [OUT_DIR]
 """
 
 from __future__ import annotations
@@ -12,10 +12,30 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
-PAGES = ["/", "/sites/", "/rooms/", "/rooms/?status=vacant", "/customers/", "/accounts/", "/accounts/open/?restart=1",
-         "/meters/", "/gateways/", "/imports/", "/audit/", "/settings/tokens/", "/api/v1/docs"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PAGES = [
+    "/",
+    "/sites/",
+    "/rooms/",
+    "/rooms/?status=vacant",
+    "/customers/",
+    "/accounts/",
+    "/accounts/open/?restart=1",
+    "/meters/",
+    "/gateways/",
+    "/imports/",
+    "/audit/",
+    "/settings/tokens/",
+    "/api/v1/docs",
+]
 
 
 def main() -> None:

@@ -56,7 +56,9 @@ def pytest_configure(config: pytest.Config) -> None:
         message = "PostgreSQL is not reachable at 127.0.0.1:5432"
         if IN_CI:
             raise pytest.UsageError(f"{message} (CI=true needs it)")
-        config.issue_config_time_warning(pytest.PytestWarning(f"{message}: database tests are skipped"), 2)
+        config.issue_config_time_warning(
+            pytest.PytestWarning(f"{message}: database tests are skipped"), 2
+        )
         config._meterpay_skip_db = message  # type: ignore[attr-defined]
 
 
@@ -68,7 +70,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.fixture
 def make_org(db: Any) -> Any:
-    """Build a small organisation: one site, building, floor, two rooms, a meter, a customer, users."""
+    """Build a small organisation (see tests.factories.build_org)."""
     from tests.factories import build_org
 
     return build_org

@@ -38,14 +38,22 @@ def test_requests_without_valid_token_are_401(client: Any, org: Any) -> None:
 
 def test_me(client: Any, org: Any) -> None:
     me = client.get("/api/v1/me", **_h(org)).json()
-    assert me["username"] == "api-owner" and me["role"] == "owner" and "manage_sites" in me["permissions"]
+    assert (
+        me["username"] == "api-owner"
+        and me["role"] == "owner"
+        and "manage_sites" in me["permissions"]
+    )
 
 
 def test_accounts_list_is_paged_and_filterable(client: Any, org: Any) -> None:
     body = client.get("/api/v1/accounts", **_h(org)).json()
     assert body["count"] == 1
     item = body["items"][0]
-    assert item["number"] == "A000001" and item["status"] == "open" and item["billing_mode"] == "prepaid"
+    assert (
+        item["number"] == "A000001"
+        and item["status"] == "open"
+        and item["billing_mode"] == "prepaid"
+    )
     assert item["customer"] == {"id": org.customer.pk, "name": "Customer api"}
     assert item["room_ids"] == [org.room.pk] and item["meter_ids"] == [org.meter.pk]
     assert client.get("/api/v1/accounts?status=closed", **_h(org)).json()["count"] == 0
@@ -53,9 +61,20 @@ def test_accounts_list_is_paged_and_filterable(client: Any, org: Any) -> None:
 
 
 def test_account_open_and_transitions_over_the_api(client: Any, org: Any) -> None:
-    response = client.post("/api/v1/accounts", json.dumps({
-        "customer_id": org.customer.pk, "room_ids": [org.vacant_room.pk], "meter_ids": [org.free_meter.pk],
-        "open": False, "billing_mode": "postpaid"}), content_type="application/json", **_h(org))
+    response = client.post(
+        "/api/v1/accounts",
+        json.dumps(
+            {
+                "customer_id": org.customer.pk,
+                "room_ids": [org.vacant_room.pk],
+                "meter_ids": [org.free_meter.pk],
+                "open": False,
+                "billing_mode": "postpaid",
+            }
+        ),
+        content_type="application/json",
+        **_h(org),
+    )
     assert response.status_code == 201, response.content
     account = response.json()
     assert account["status"] == "pre-set" and account["billing_mode"] == "postpaid"
@@ -69,13 +88,20 @@ def test_account_open_and_transitions_over_the_api(client: Any, org: Any) -> Non
 
 
 def test_validation_errors_name_the_field(client: Any, org: Any) -> None:
-    response = client.post("/api/v1/meters", json.dumps({"kind": "electricity_1p", "protocol": "dlt645",
-                                                         "address": "12"}),
-                           content_type="application/json", **_h(org))
+    response = client.post(
+        "/api/v1/meters",
+        json.dumps({"kind": "electricity_1p", "protocol": "dlt645", "address": "12"}),
+        content_type="application/json",
+        **_h(org),
+    )
     assert response.status_code == 400
     assert "address" in response.json()["errors"]
-    response = client.post("/api/v1/rooms", json.dumps({"floor_id": org.floor.pk, "number": "101", "kind": "shop"}),
-                           content_type="application/json", **_h(org))
+    response = client.post(
+        "/api/v1/rooms",
+        json.dumps({"floor_id": org.floor.pk, "number": "101", "kind": "shop"}),
+        content_type="application/json",
+        **_h(org),
+    )
     assert response.status_code == 400  # duplicate room number on the floor
 
 
@@ -84,15 +110,22 @@ def test_rooms_filters_and_status(client: Any, org: Any) -> None:
     assert [r["number"] for r in rooms["items"]] == ["102"]
     room = client.get(f"/api/v1/rooms/{org.room.pk}", **_h(org)).json()
     assert room["status"] == "open" and room["area_m2"] == "50.00" and room["building"] == "B1"
-    patched = client.patch(f"/api/v1/rooms/{org.room.pk}", json.dumps({"area_m2": "55.5"}),
-                           content_type="application/json", **_h(org)).json()
+    patched = client.patch(
+        f"/api/v1/rooms/{org.room.pk}",
+        json.dumps({"area_m2": "55.5"}),
+        content_type="application/json",
+        **_h(org),
+    ).json()
     assert patched["area_m2"] == "55.50"
 
 
 def test_meter_replace_over_the_api(client: Any, org: Any) -> None:
-    response = client.post(f"/api/v1/meters/{org.meter.pk}/replace",
-                           json.dumps({"address": "000000777777", "on": "2026-07-01"}),
-                           content_type="application/json", **_h(org))
+    response = client.post(
+        f"/api/v1/meters/{org.meter.pk}/replace",
+        json.dumps({"address": "000000777777", "on": "2026-07-01"}),
+        content_type="application/json",
+        **_h(org),
+    )
     assert response.status_code == 201
     new = response.json()
     assert new["account_id"] == org.account.pk and new["installed_on"] == "2026-07-01"
@@ -106,7 +139,9 @@ def test_session_auth_needs_csrf_for_writes(org: Any) -> None:
     client = Client(enforce_csrf_checks=True)
     client.force_login(org.users["owner"])
     assert client.get("/api/v1/rooms").status_code == 200
-    response = client.post("/api/v1/customers", json.dumps({"name": "X"}), content_type="application/json")
+    response = client.post(
+        "/api/v1/customers", json.dumps({"name": "X"}), content_type="application/json"
+    )
     assert response.status_code in (401, 403)
 
 

@@ -26,10 +26,16 @@ def org() -> Any:
 
 def test_account_lifecycle_records_dates_and_audit(org: Any) -> None:
     customer = org.customer
-    account = services.account_preset(actor="t", customer=customer, rooms=[org.vacant_room], meters=[org.free_meter])
+    account = services.account_preset(
+        actor="t", customer=customer, rooms=[org.vacant_room], meters=[org.free_meter]
+    )
     assert account.status == Account.Status.PRESET and account.opened_at is None
     account = services.account_open(actor="t", account=account, move_in_on=date(2026, 5, 1))
-    assert account.status == "open" and account.opened_at is not None and account.move_in_on == date(2026, 5, 1)
+    assert (
+        account.status == "open"
+        and account.opened_at is not None
+        and account.move_in_on == date(2026, 5, 1)
+    )
     account = services.account_suspend(actor="t", account=account)
     assert account.status == "suspended" and account.suspended_at is not None
     account = services.account_resume(actor="t", account=account)
@@ -38,9 +44,18 @@ def test_account_lifecycle_records_dates_and_audit(org: Any) -> None:
     assert account.status == "closed" and account.move_out_on == date(2026, 8, 31)
     org.free_meter.refresh_from_db()
     assert org.free_meter.account_id is None  # the meter is free for the next tenant
-    actions = list(AuditEvent.objects.filter(object_type="customers.account", object_id=str(account.pk))
-                   .order_by("id").values_list("action", flat=True))
-    assert actions == ["account.preset", "account.open", "account.suspend", "account.resume", "account.close"]
+    actions = list(
+        AuditEvent.objects.filter(object_type="customers.account", object_id=str(account.pk))
+        .order_by("id")
+        .values_list("action", flat=True)
+    )
+    assert actions == [
+        "account.preset",
+        "account.open",
+        "account.suspend",
+        "account.resume",
+        "account.close",
+    ]
     close = AuditEvent.objects.get(action="account.close", object_id=str(account.pk))
     assert close.before["status"] == "open" and close.after["status"] == "closed"
     assert close.actor_label == "t"
@@ -59,14 +74,18 @@ def test_a_room_holds_one_active_account_at_a_time(org: Any) -> None:
     with pytest.raises(ValidationError, match="already has account"):
         services.account_preset(actor="t", customer=org.customer, rooms=[org.room])
     services.account_close(actor="t", account=org.account)
-    again = services.account_open_new(actor="t", customer=org.customer, rooms=[org.room], meters=[org.meter])
+    again = services.account_open_new(
+        actor="t", customer=org.customer, rooms=[org.room], meters=[org.meter]
+    )
     assert again.number != org.account.number
     assert set(Meter.objects.filter(account=again)) == {org.meter}
 
 
 def test_a_meter_cannot_serve_two_accounts(org: Any) -> None:
     with pytest.raises(ValidationError, match="belongs to another account"):
-        services.account_preset(actor="t", customer=org.customer, rooms=[org.vacant_room], meters=[org.meter])
+        services.account_preset(
+            actor="t", customer=org.customer, rooms=[org.vacant_room], meters=[org.meter]
+        )
     assert Account.objects.filter(organisation=org.org).count() == 1  # nothing half-made
 
 
@@ -75,8 +94,9 @@ def test_objects_of_another_org_are_refused_by_services(org: Any) -> None:
     with pytest.raises(ValidationError):
         services.account_preset(actor="t", customer=org.customer, rooms=[other.vacant_room])
     with pytest.raises(ValidationError):
-        services.account_preset(actor="t", customer=org.customer, rooms=[org.vacant_room],
-                                meters=[other.free_meter])
+        services.account_preset(
+            actor="t", customer=org.customer, rooms=[org.vacant_room], meters=[other.free_meter]
+        )
 
 
 def test_account_numbers_count_up_per_organisation(org: Any) -> None:
@@ -88,8 +108,12 @@ def test_account_numbers_count_up_per_organisation(org: Any) -> None:
 
 
 def test_bulk_one_click_opening(org: Any) -> None:
-    rooms = [room_create(actor="t", floor=org.floor, number=f"2{i:02d}", kind="office", area_m2=Decimal("10"))
-             for i in range(3)]
+    rooms = [
+        room_create(
+            actor="t", floor=org.floor, number=f"2{i:02d}", kind="office", area_m2=Decimal("10")
+        )
+        for i in range(3)
+    ]
     preset = [services.account_preset(actor="t", customer=org.customer, rooms=[r]) for r in rooms]
     opened = services.accounts_open_bulk(actor="t", accounts=preset)
     assert [a.status for a in opened] == ["open"] * 3
@@ -99,14 +123,26 @@ def test_meter_replacement_keeps_history_and_the_account_carries_on(org: Any) ->
     new = meter_replace(actor="t", old=org.meter, address="000000009999", on=date(2026, 6, 1))
     old = Meter.objects.get(pk=org.meter.pk)
     assert old.removed_on == date(2026, 6, 1) and old.replaced_by == new
-    assert old.account_id == org.account.pk  # history: the old meter still names the account it served
-    assert new.account_id == org.account.pk and new.room_id == org.room.pk and new.gateway_id == org.gateway.pk
+    assert (
+        old.account_id == org.account.pk
+    )  # history: the old meter still names the account it served
+    assert (
+        new.account_id == org.account.pk
+        and new.room_id == org.room.pk
+        and new.gateway_id == org.gateway.pk
+    )
     assert new.installed_on == date(2026, 6, 1)
     with pytest.raises(ValidationError):
         meter_replace(actor="t", old=old, address="000000008888", on=date(2026, 6, 2))
     # the old address may be reused by a new meter now that the old one is removed
-    meter_create(actor="t", organisation=org.org, kind="electricity_1p", protocol="dlt645",
-                 address=old.address, gateway=org.gateway)
+    meter_create(
+        actor="t",
+        organisation=org.org,
+        kind="electricity_1p",
+        protocol="dlt645",
+        address=old.address,
+        gateway=org.gateway,
+    )
 
 
 @pytest.mark.parametrize(
@@ -124,7 +160,9 @@ def test_meter_replacement_keeps_history_and_the_account_carries_on(org: Any) ->
 )
 def test_meter_address_rules(org: Any, protocol: str, kind: str, address: str, ok: bool) -> None:
     def create() -> Meter:
-        return meter_create(actor="t", organisation=org.org, kind=kind, protocol=protocol, address=address)
+        return meter_create(
+            actor="t", organisation=org.org, kind=kind, protocol=protocol, address=address
+        )
 
     if ok:
         assert create().address == address
@@ -136,14 +174,34 @@ def test_meter_address_rules(org: Any, protocol: str, kind: str, address: str, o
 def test_modbus_unit_ids_repeat_across_buses_but_not_on_one(org: Any) -> None:
     from meterpay.apps.meters.services import gateway_create
 
-    other_bus = gateway_create(actor="t", site=org.site, identifier="DTU-2", kind="dtu_4g", protocol="modbus")
-    meter_create(actor="t", organisation=org.org, kind="electricity_3p", protocol="modbus", address="1",
-                 gateway=org.gateway)
-    meter_create(actor="t", organisation=org.org, kind="electricity_3p", protocol="modbus", address="1",
-                 gateway=other_bus)
+    other_bus = gateway_create(
+        actor="t", site=org.site, identifier="DTU-2", kind="dtu_4g", protocol="modbus"
+    )
+    meter_create(
+        actor="t",
+        organisation=org.org,
+        kind="electricity_3p",
+        protocol="modbus",
+        address="1",
+        gateway=org.gateway,
+    )
+    meter_create(
+        actor="t",
+        organisation=org.org,
+        kind="electricity_3p",
+        protocol="modbus",
+        address="1",
+        gateway=other_bus,
+    )
     with pytest.raises(ValidationError):
-        meter_create(actor="t", organisation=org.org, kind="electricity_3p", protocol="modbus", address="1",
-                     gateway=other_bus)
+        meter_create(
+            actor="t",
+            organisation=org.org,
+            kind="electricity_3p",
+            protocol="modbus",
+            address="1",
+            gateway=other_bus,
+        )
 
 
 def test_room_status_counts(org: Any) -> None:

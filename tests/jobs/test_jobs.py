@@ -18,8 +18,13 @@ from tests.factories import build_org
 @pytest.mark.django_db
 def test_old_import_files_are_purged_but_the_batch_stays() -> None:
     org = build_org("jobs", 400)
-    old = ImportBatch.objects.create(organisation=org.org, kind="rooms", filename="old.csv", content=b"a,b",
-                                     uploaded_by=org.users["owner"])
+    old = ImportBatch.objects.create(
+        organisation=org.org,
+        kind="rooms",
+        filename="old.csv",
+        content=b"a,b",
+        uploaded_by=org.users["owner"],
+    )
     ImportBatch.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=31))
     assert import_files_purge() == 1
     old.refresh_from_db()

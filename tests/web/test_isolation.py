@@ -36,25 +36,45 @@ def _login(client: Any, user: Any) -> Any:
 # url name -> (kwargs builder from org A, POST data builder or None)
 CONSOLE_OBJECT_PAGES: dict[str, Any] = {
     "room_detail": (lambda a: {"room_id": a.room.pk}, None),
-    "customer_detail": (lambda a: {"customer_id": a.customer.pk}, lambda a: {"name": "hijacked", "kind": "person"}),
+    "customer_detail": (
+        lambda a: {"customer_id": a.customer.pk},
+        lambda a: {"name": "hijacked", "kind": "person"},
+    ),
     "account_detail": (lambda a: {"account_id": a.account.pk}, lambda a: {"action": "close"}),
-    "meter_detail": (lambda a: {"meter_id": a.meter.pk}, lambda a: {"address": "999999999999", "on": "2026-01-01"}),
+    "meter_detail": (
+        lambda a: {"meter_id": a.meter.pk},
+        lambda a: {"address": "999999999999", "on": "2026-01-01"},
+    ),
     "gateway_detail": (lambda a: {"gateway_id": a.gateway.pk}, None),
     "import_detail": (lambda a: {"batch_id": a.batch.pk}, lambda a: {}),
 }
 CONSOLE_LIST_PAGES = [
-    "home", "site_tree", "room_grid", "customer_list", "account_list", "meter_list", "gateway_list",
-    "import_list", "audit_list", "token_list", "account_wizard", "customer_create", "meter_create",
+    "home",
+    "site_tree",
+    "room_grid",
+    "customer_list",
+    "account_list",
+    "meter_list",
+    "gateway_list",
+    "import_list",
+    "audit_list",
+    "token_list",
+    "account_wizard",
+    "customer_create",
+    "meter_create",
     "gateway_create",
 ]
-CONSOLE_OTHER = {"site_add", "import_template"}  # no object of an organisation in the URL; checked below
+CONSOLE_OTHER = {
+    "site_add",
+    "import_template",
+}  # no object of an organisation in the URL; checked below
 
 
 def test_every_console_url_is_covered() -> None:
-    resolver = get_resolver()
-    names = {name for name in resolver.reverse_dict.keys() if isinstance(name, str)}
-    console = {n for n in get_resolver().namespace_dict["console"][1].reverse_dict.keys() if isinstance(n, str)}
-    assert names  # sanity
+    console = {
+        n for n in get_resolver().namespace_dict["console"][1].reverse_dict if isinstance(n, str)
+    }
+    assert console  # sanity
     assert console == set(CONSOLE_OBJECT_PAGES) | set(CONSOLE_LIST_PAGES) | CONSOLE_OTHER
 
 
@@ -77,7 +97,7 @@ def test_console_object_pages_of_another_org_are_404(client: Any, orgs: Any, nam
 
 @pytest.mark.parametrize("name", CONSOLE_LIST_PAGES)
 def test_console_lists_show_nothing_of_another_org(client: Any, orgs: Any, name: str) -> None:
-    a, b = orgs
+    _a, b = orgs
     _login(client, b.users["owner"])
     response = client.get(reverse(f"console:{name}"), {"installed": "all"})
     assert response.status_code == 200
@@ -103,9 +123,14 @@ def test_wizard_rejects_rooms_customers_and_meters_of_another_org(client: Any, o
 def test_site_add_cannot_attach_to_another_orgs_site(client: Any, orgs: Any) -> None:
     a, b = orgs
     _login(client, b.users["owner"])
-    client.post(reverse("console:site_add", args=["building"]), {"building-site": a.site.pk, "building-name": "X"})
-    client.post(reverse("console:site_add", args=["room"]),
-                {"room-floor": a.floor.pk, "room-number": "X1", "room-kind": "shop", "room-area_m2": "1"})
+    client.post(
+        reverse("console:site_add", args=["building"]),
+        {"building-site": a.site.pk, "building-name": "X"},
+    )
+    client.post(
+        reverse("console:site_add", args=["room"]),
+        {"room-floor": a.floor.pk, "room-number": "X1", "room-kind": "shop", "room-area_m2": "1"},
+    )
     assert not a.site.buildings.filter(name="X").exists()
     assert not Room.objects.filter(number="X1").exists()
 
@@ -120,7 +145,7 @@ def test_token_revoke_of_another_users_token_is_404(client: Any, orgs: Any) -> N
 
 
 def test_portal_shows_only_the_tenants_own_accounts(client: Any, orgs: Any) -> None:
-    a, b = orgs
+    _a, b = orgs
     _login(client, b.tenant)
     body = client.get(reverse("portal:home")).content.decode()
     assert b.account.number in body
@@ -141,18 +166,35 @@ PATH_IDS = {
 # Bodies for operations whose body names objects (ids of org A when attacking).
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/sites"): lambda a: {"name": "S", "kind": "mall"},
-    ("POST", "/rooms"): lambda a: {"floor_id": a.floor.pk, "number": "Z9", "kind": "shop", "area_m2": "1"},
+    ("POST", "/rooms"): lambda a: {
+        "floor_id": a.floor.pk,
+        "number": "Z9",
+        "kind": "shop",
+        "area_m2": "1",
+    },
     ("PATCH", "/rooms/{room_id}"): lambda a: {"area_m2": "99"},
     ("POST", "/customers"): lambda a: {"name": "N"},
     ("PATCH", "/customers/{customer_id}"): lambda a: {"name": "hijacked"},
     ("POST", "/accounts"): lambda a: {"customer_id": a.customer.pk, "room_ids": [a.vacant_room.pk]},
-    ("POST", "/meters"): lambda a: {"kind": "electricity_1p", "protocol": "dlt645", "address": "777777777777",
-                                    "gateway_id": a.gateway.pk, "room_id": a.vacant_room.pk},
-    ("POST", "/meters/{meter_id}/replace"): lambda a: {"address": "888888888888", "on": "2026-05-01"},
-    ("POST", "/gateways"): lambda a: {"site_id": a.site.pk, "identifier": "NEW", "kind": "dtu_4g",
-                                      "protocol": "dlt645"},
+    ("POST", "/meters"): lambda a: {
+        "kind": "electricity_1p",
+        "protocol": "dlt645",
+        "address": "777777777777",
+        "gateway_id": a.gateway.pk,
+        "room_id": a.vacant_room.pk,
+    },
+    ("POST", "/meters/{meter_id}/replace"): lambda a: {
+        "address": "888888888888",
+        "on": "2026-05-01",
+    },
+    ("POST", "/gateways"): lambda a: {
+        "site_id": a.site.pk,
+        "identifier": "NEW",
+        "kind": "dtu_4g",
+        "protocol": "dlt645",
+    },
 }
-# Creates whose body holds no object of another organisation: allowed, and land in B's own organisation.
+# Creates whose body names no object of another organisation: allowed, in B's own organisation.
 OWN_ORG_CREATES = {("POST", "/sites"), ("POST", "/customers")}
 
 
@@ -169,12 +211,16 @@ def test_every_api_operation_is_covered() -> None:
     for method, path in _operations():
         params = [p.strip("{}") for p in path.split("/") if p.startswith("{")]
         assert all(p in PATH_IDS for p in params), f"{method} {path}: add its ids to PATH_IDS"
-        if method in {"POST", "PATCH", "PUT"} and not path.endswith(("/open", "/suspend", "/resume", "/close")):
+        if method in {"POST", "PATCH", "PUT"} and not path.endswith(
+            ("/open", "/suspend", "/resume", "/close")
+        ):
             assert (method, path) in BODIES, f"{method} {path}: add a body to BODIES"
 
 
 @pytest.mark.parametrize("method,path", _operations())
-def test_api_operations_on_another_orgs_objects_are_404(client: Any, orgs: Any, method: str, path: str) -> None:
+def test_api_operations_on_another_orgs_objects_are_404(
+    client: Any, orgs: Any, method: str, path: str
+) -> None:
     a, b = orgs
     params = [p.strip("{}") for p in path.split("/") if p.startswith("{")]
     url = "/api/v1" + path
@@ -183,12 +229,23 @@ def test_api_operations_on_another_orgs_objects_are_404(client: Any, orgs: Any, 
     body = BODIES.get((method, path), lambda a: {})(a)
     headers = {"HTTP_AUTHORIZATION": f"Bearer {b.raw_token}"}
     counts_before = _counts(a)
-    response = client.generic(method, url, data=__import__("json").dumps(body), content_type="application/json",
-                              **headers)
+    response = client.generic(
+        method, url, data=__import__("json").dumps(body), content_type="application/json", **headers
+    )
     if params or ((method, path) in BODIES and (method, path) not in OWN_ORG_CREATES):
-        assert response.status_code == 404, (method, path, response.status_code, response.content[:200])
+        assert response.status_code == 404, (
+            method,
+            path,
+            response.status_code,
+            response.content[:200],
+        )
     else:
-        assert response.status_code in (200, 201), (method, path, response.status_code, response.content[:300])
+        assert response.status_code in (200, 201), (
+            method,
+            path,
+            response.status_code,
+            response.content[:300],
+        )
         text = response.content.decode()
         for secret in ("Customer alpha", "Site alpha", "DTU-alpha", "alpha-owner", f"{100:012d}"):
             assert secret not in text

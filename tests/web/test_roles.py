@@ -30,17 +30,31 @@ def test_owner_may_do_everything_and_tenant_nothing() -> None:
     assert not role_allows("no-such-role", Permission.VIEW)
 
 
-def _api(client: Any, org: Any, user: Any, method: str, path: str, body: dict[str, Any] | None = None) -> int:
+def _api(
+    client: Any, org: Any, user: Any, method: str, path: str, body: dict[str, Any] | None = None
+) -> int:
     from meterpay.apps.users.services import api_token_create
 
     _token, raw = api_token_create(actor="test", user=user)
-    response = client.generic(method, "/api/v1" + path, data=json.dumps(body or {}),
-                              content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {raw}")
+    response = client.generic(
+        method,
+        "/api/v1" + path,
+        data=json.dumps(body or {}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {raw}",
+    )
     return int(response.status_code)
 
 
-def _console(client: Any, org: Any, user: Any, method: str, name: str, data: dict[str, Any] | None = None,
-             **kwargs: Any) -> int:
+def _console(
+    client: Any,
+    org: Any,
+    user: Any,
+    method: str,
+    name: str,
+    data: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> int:
     client.force_login(user)
     url = reverse(f"console:{name}", kwargs=kwargs or None)
     response = client.get(url) if method == "GET" else client.post(url, data or {})
@@ -51,30 +65,111 @@ def _console(client: Any, org: Any, user: Any, method: str, name: str, data: dic
 # (label, permission, how to try it, status codes that mean "allowed")
 ACTIONS: list[tuple[str, Permission, Any, set[int]]] = [
     ("api list rooms", Permission.VIEW, lambda c, o, u: _api(c, o, u, "GET", "/rooms"), {200}),
-    ("console room grid", Permission.VIEW, lambda c, o, u: _console(c, o, u, "GET", "room_grid"), {200}),
-    ("api create site", Permission.MANAGE_SITES,
-     lambda c, o, u: _api(c, o, u, "POST", "/sites", {"name": f"S-{u.role}", "kind": "mall"}), {201}),
-    ("console add building", Permission.MANAGE_SITES,
-     lambda c, o, u: _console(c, o, u, "POST", "site_add", {"building-site": o.site.pk, "building-name": u.role},
-                              what="building"), {302}),
-    ("api create customer", Permission.MANAGE_CUSTOMERS,
-     lambda c, o, u: _api(c, o, u, "POST", "/customers", {"name": "N"}), {201}),
-    ("console new customer page", Permission.MANAGE_CUSTOMERS,
-     lambda c, o, u: _console(c, o, u, "GET", "customer_create"), {200}),
-    ("api open account", Permission.MANAGE_ACCOUNTS,
-     lambda c, o, u: _api(c, o, u, "POST", "/accounts",
-                          {"customer_id": o.customer.pk, "room_ids": [o.vacant_room.pk], "open": False}), {201}),
-    ("console wizard", Permission.MANAGE_ACCOUNTS, lambda c, o, u: _console(c, o, u, "GET", "account_wizard"), {200}),
-    ("api create gateway", Permission.MANAGE_METERS,
-     lambda c, o, u: _api(c, o, u, "POST", "/gateways",
-                          {"site_id": o.site.pk, "identifier": f"G-{u.role}", "kind": "mqtt", "protocol": "dlt645"}),
-     {201}),
-    ("console add meter page", Permission.MANAGE_METERS, lambda c, o, u: _console(c, o, u, "GET", "meter_create"),
-     {200}),
-    ("console imports", Permission.IMPORT_DATA, lambda c, o, u: _console(c, o, u, "GET", "import_list"), {200}),
-    ("console tokens", Permission.MANAGE_OWN_TOKENS, lambda c, o, u: _console(c, o, u, "GET", "token_list"), {200}),
-    ("console audit log", Permission.VIEW_AUDIT, lambda c, o, u: _console(c, o, u, "GET", "audit_list"), {200}),
-    ("api audit events", Permission.VIEW_AUDIT, lambda c, o, u: _api(c, o, u, "GET", "/audit-events"), {200}),
+    (
+        "console room grid",
+        Permission.VIEW,
+        lambda c, o, u: _console(c, o, u, "GET", "room_grid"),
+        {200},
+    ),
+    (
+        "api create site",
+        Permission.MANAGE_SITES,
+        lambda c, o, u: _api(c, o, u, "POST", "/sites", {"name": f"S-{u.role}", "kind": "mall"}),
+        {201},
+    ),
+    (
+        "console add building",
+        Permission.MANAGE_SITES,
+        lambda c, o, u: _console(
+            c,
+            o,
+            u,
+            "POST",
+            "site_add",
+            {"building-site": o.site.pk, "building-name": u.role},
+            what="building",
+        ),
+        {302},
+    ),
+    (
+        "api create customer",
+        Permission.MANAGE_CUSTOMERS,
+        lambda c, o, u: _api(c, o, u, "POST", "/customers", {"name": "N"}),
+        {201},
+    ),
+    (
+        "console new customer page",
+        Permission.MANAGE_CUSTOMERS,
+        lambda c, o, u: _console(c, o, u, "GET", "customer_create"),
+        {200},
+    ),
+    (
+        "api open account",
+        Permission.MANAGE_ACCOUNTS,
+        lambda c, o, u: _api(
+            c,
+            o,
+            u,
+            "POST",
+            "/accounts",
+            {"customer_id": o.customer.pk, "room_ids": [o.vacant_room.pk], "open": False},
+        ),
+        {201},
+    ),
+    (
+        "console wizard",
+        Permission.MANAGE_ACCOUNTS,
+        lambda c, o, u: _console(c, o, u, "GET", "account_wizard"),
+        {200},
+    ),
+    (
+        "api create gateway",
+        Permission.MANAGE_METERS,
+        lambda c, o, u: _api(
+            c,
+            o,
+            u,
+            "POST",
+            "/gateways",
+            {
+                "site_id": o.site.pk,
+                "identifier": f"G-{u.role}",
+                "kind": "mqtt",
+                "protocol": "dlt645",
+            },
+        ),
+        {201},
+    ),
+    (
+        "console add meter page",
+        Permission.MANAGE_METERS,
+        lambda c, o, u: _console(c, o, u, "GET", "meter_create"),
+        {200},
+    ),
+    (
+        "console imports",
+        Permission.IMPORT_DATA,
+        lambda c, o, u: _console(c, o, u, "GET", "import_list"),
+        {200},
+    ),
+    (
+        "console tokens",
+        Permission.MANAGE_OWN_TOKENS,
+        lambda c, o, u: _console(c, o, u, "GET", "token_list"),
+        {200},
+    ),
+    (
+        "console audit log",
+        Permission.VIEW_AUDIT,
+        lambda c, o, u: _console(c, o, u, "GET", "audit_list"),
+        {200},
+    ),
+    (
+        "api audit events",
+        Permission.VIEW_AUDIT,
+        lambda c, o, u: _api(c, o, u, "GET", "/audit-events"),
+        {200},
+    ),
 ]
 # Permissions with no page or endpoint yet (finance pages and user management arrive later).
 NOT_YET_EXPOSED = {Permission.VIEW_FINANCE, Permission.MANAGE_USERS}

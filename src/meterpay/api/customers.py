@@ -24,7 +24,11 @@ class AccountFilter(Schema):
 
 
 def accounts_qs(request: HttpRequest) -> Any:
-    return org_objects(request.user, Account).select_related("customer").prefetch_related("rooms", "meters")
+    return (
+        org_objects(request.user, Account)
+        .select_related("customer")
+        .prefetch_related("rooms", "meters")
+    )
 
 
 @router.get("/customers", response=list[CustomerOut])
@@ -37,7 +41,12 @@ def customer_list(request: HttpRequest, q: str | None = None) -> Any:
 @router.post("/customers", response={201: CustomerOut})
 def customer_create(request: HttpRequest, payload: CustomerIn) -> Any:
     require(request.user, Permission.MANAGE_CUSTOMERS)
-    return Status(201, services.customer_create(actor=request.user, organisation=request.user.organisation, **payload.dict()))
+    return Status(
+        201,
+        services.customer_create(
+            actor=request.user, organisation=request.user.organisation, **payload.dict()
+        ),
+    )
 
 
 @router.get("/customers/{customer_id}", response=CustomerOut)
@@ -70,7 +79,7 @@ def account_list(request: HttpRequest, filters: Query[AccountFilter]) -> Any:
 
 @router.get("/accounts/{account_id}", response=AccountOut)
 def account_detail(request: HttpRequest, account_id: int) -> Any:
-    return (access_object(request.user, accounts_qs(request), account_id))
+    return access_object(request.user, accounts_qs(request), account_id)
 
 
 @router.post("/accounts", response={201: AccountOut})
@@ -82,8 +91,13 @@ def account_create(request: HttpRequest, payload: AccountIn) -> Any:
     meters = [access_object(request.user, Meter, pk) for pk in payload.meter_ids]
     create = services.account_open_new if payload.open else services.account_preset
     account = create(
-        actor=request.user, customer=customer, rooms=rooms, meters=meters, billing_mode=payload.billing_mode,
-        billing_side=payload.billing_side, move_in_on=payload.move_in_on,
+        actor=request.user,
+        customer=customer,
+        rooms=rooms,
+        meters=meters,
+        billing_mode=payload.billing_mode,
+        billing_side=payload.billing_side,
+        move_in_on=payload.move_in_on,
     )
     return Status(201, (access_object(request.user, accounts_qs(request), account.pk)))
 
@@ -92,7 +106,7 @@ def _transition(request: HttpRequest, account_id: int, action: Any) -> dict[str,
     require(request.user, Permission.MANAGE_ACCOUNTS)
     account = access_object(request.user, Account, account_id)
     action(actor=request.user, account=account)
-    return (access_object(request.user, accounts_qs(request), account_id))
+    return access_object(request.user, accounts_qs(request), account_id)
 
 
 @router.post("/accounts/{account_id}/open", response=AccountOut)

@@ -19,7 +19,10 @@ router = Router(tags=["meters and gateways"])
 @router.get("/meters", response=list[MeterOut])
 @paginate(LimitOffsetPagination)
 def meter_list(
-    request: HttpRequest, kind: str | None = None, installed: bool | None = None, account: int | None = None
+    request: HttpRequest,
+    kind: str | None = None,
+    installed: bool | None = None,
+    account: int | None = None,
 ) -> Any:
     qs = org_objects(request.user, Meter)
     if kind:
@@ -40,12 +43,18 @@ def meter_detail(request: HttpRequest, meter_id: int) -> Any:
 def meter_create(request: HttpRequest, payload: MeterIn) -> Any:
     require(request.user, Permission.MANAGE_METERS)
     data = payload.dict()
-    gateway = access_object(request.user, Gateway, data.pop("gateway_id")) if payload.gateway_id else None
+    gateway = (
+        access_object(request.user, Gateway, data.pop("gateway_id")) if payload.gateway_id else None
+    )
     room = access_object(request.user, Room, data.pop("room_id")) if payload.room_id else None
     data.pop("gateway_id", None)
     data.pop("room_id", None)
     meter = services.meter_create(
-        actor=request.user, organisation=request.user.organisation, gateway=gateway, room=room, **data
+        actor=request.user,
+        organisation=request.user.organisation,
+        gateway=gateway,
+        room=room,
+        **data,
     )
     return Status(201, meter)
 

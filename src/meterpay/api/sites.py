@@ -32,7 +32,9 @@ def site_list(request: HttpRequest) -> Any:
 @router.post("/sites", response={201: SiteOut})
 def site_create(request: HttpRequest, payload: SiteIn) -> Any:
     require(request.user, Permission.MANAGE_SITES)
-    site = services.site_create(actor=request.user, organisation=request.user.organisation, **payload.dict())
+    site = services.site_create(
+        actor=request.user, organisation=request.user.organisation, **payload.dict()
+    )
     return Status(201, site)
 
 
@@ -72,7 +74,11 @@ def room_create(request: HttpRequest, payload: RoomIn) -> Any:
     require(request.user, Permission.MANAGE_SITES)
     floor = access_object(request.user, Floor, payload.floor_id)
     room = services.room_create(
-        actor=request.user, floor=floor, number=payload.number, kind=payload.kind, area_m2=payload.area_m2
+        actor=request.user,
+        floor=floor,
+        number=payload.number,
+        kind=payload.kind,
+        area_m2=payload.area_m2,
     )
     return Status(201, access_object(request.user, rooms_with_status(request.user), room.pk))
 

@@ -67,8 +67,15 @@ def audit_list(request: HttpRequest) -> Any:
     require(request.user, Permission.VIEW_AUDIT)
     return [
         {
-            "id": e.pk, "at": e.at, "actor": e.actor_label, "action": e.action, "object_type": e.object_type,
-            "object_id": e.object_id, "object_repr": e.object_repr, "before": e.before, "after": e.after,
+            "id": e.pk,
+            "at": e.at,
+            "actor": e.actor_label,
+            "action": e.action,
+            "object_type": e.object_type,
+            "object_id": e.object_id,
+            "object_repr": e.object_repr,
+            "before": e.before,
+            "after": e.after,
         }
         for e in org_objects(request.user, AuditEvent)
     ]

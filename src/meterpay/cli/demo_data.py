@@ -27,24 +27,93 @@ from meterpay.core.roles import Role
 
 DEMO_ORG_SLUG = "riverside"
 DEMO_PASSWORD = "demo"
-STAFF_LOGINS = [("owner", Role.OWNER), ("operator", Role.OPERATOR), ("finance", Role.FINANCE), ("viewer", Role.VIEWER)]
+STAFF_LOGINS = [
+    ("owner", Role.OWNER),
+    ("operator", Role.OPERATOR),
+    ("finance", Role.FINANCE),
+    ("viewer", Role.VIEWER),
+]
 TENANT_LOGIN = "tenant"
 
-SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
+SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹"
+    "彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
+)
 GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华飞鑫宇晨浩然子涵欣怡梓轩思远雨桐"
 SHOP_NAMES = [
-    "星巴克咖啡", "优衣库", "屈臣氏", "周大福珠宝", "海底捞火锅", "名创优品", "喜茶", "小米之家", "无印良品",
-    "李宁运动", "安踏体育", "太平鸟服饰", "西西弗书店", "良品铺子", "蜜雪冰城", "肯德基", "麦当劳", "必胜客",
-    "瑞幸咖啡", "华为体验店", "OPPO专卖店", "百丽鞋业", "周生生", "老凤祥", "真功夫", "味千拉面", "一点点",
-    "Costa Coffee", "ZARA", "H&M", "Nike", "Adidas", "Apple 授权店", "乐高专卖", "泡泡玛特", "外婆家",
-    "绿茶餐厅", "九毛九", "奈雪的茶", "茶百道", "面包新语", "85度C", "好利来", "元祖食品", "全家便利店",
-    "罗森便利店", "万宁", "丝芙兰", "欧莱雅", "兰蔻", "雅诗兰黛",
+    "星巴克咖啡",
+    "优衣库",
+    "屈臣氏",
+    "周大福珠宝",
+    "海底捞火锅",
+    "名创优品",
+    "喜茶",
+    "小米之家",
+    "无印良品",
+    "李宁运动",
+    "安踏体育",
+    "太平鸟服饰",
+    "西西弗书店",
+    "良品铺子",
+    "蜜雪冰城",
+    "肯德基",
+    "麦当劳",
+    "必胜客",
+    "瑞幸咖啡",
+    "华为体验店",
+    "OPPO专卖店",
+    "百丽鞋业",
+    "周生生",
+    "老凤祥",
+    "真功夫",
+    "味千拉面",
+    "一点点",
+    "Costa Coffee",
+    "ZARA",
+    "H&M",
+    "Nike",
+    "Adidas",
+    "Apple 授权店",
+    "乐高专卖",
+    "泡泡玛特",
+    "外婆家",
+    "绿茶餐厅",
+    "九毛九",
+    "奈雪的茶",
+    "茶百道",
+    "面包新语",
+    "85度C",
+    "好利来",
+    "元祖食品",
+    "全家便利店",
+    "罗森便利店",
+    "万宁",
+    "丝芙兰",
+    "欧莱雅",
+    "兰蔻",
+    "雅诗兰黛",
 ]
 COMPANIES = [
-    "江城智造科技有限公司", "汇通物流有限公司", "北辰会计师事务所", "云帆软件有限公司", "德信律师事务所",
-    "远景设计工作室", "恒泰保险代理", "新禾教育咨询", "蓝海贸易有限公司", "创联网络科技", "博雅文化传媒",
-    "金石投资管理", "安和医疗器械", "青松建筑设计院", "明德人力资源", "星河数据服务", "长风广告有限公司",
-    "瑞丰食品贸易", "天成电子商务", "华岳工程咨询",
+    "江城智造科技有限公司",
+    "汇通物流有限公司",
+    "北辰会计师事务所",
+    "云帆软件有限公司",
+    "德信律师事务所",
+    "远景设计工作室",
+    "恒泰保险代理",
+    "新禾教育咨询",
+    "蓝海贸易有限公司",
+    "创联网络科技",
+    "博雅文化传媒",
+    "金石投资管理",
+    "安和医疗器械",
+    "青松建筑设计院",
+    "明德人力资源",
+    "星河数据服务",
+    "长风广告有限公司",
+    "瑞丰食品贸易",
+    "天成电子商务",
+    "华岳工程咨询",
 ]
 
 
@@ -73,11 +142,20 @@ def seed_demo() -> DemoSummary:
     """Create the demo organisation (call only when :func:`demo_exists` is false)."""
     rng = random.Random(3200)
     actor = "demo-seed"
-    org = Organisation.objects.create(name="Riverside Property Management 江畔物业", slug=DEMO_ORG_SLUG)
+    org = Organisation.objects.create(
+        name="Riverside Property Management 江畔物业", slug=DEMO_ORG_SLUG
+    )
     shared_hash = make_password(DEMO_PASSWORD)  # one slow hash for all demo logins, not five
     for username, role in STAFF_LOGINS:
-        staff_user_create(actor=actor, organisation=org, username=username, password=DEMO_PASSWORD,
-                                 role=role, email=f"{username}@riverside.example", password_hash=shared_hash)
+        staff_user_create(
+            actor=actor,
+            organisation=org,
+            username=username,
+            password=DEMO_PASSWORD,
+            role=role,
+            email=f"{username}@riverside.example",
+            password_hash=shared_hash,
+        )
     install_day = date(2026, 3, 1)
     counter = {"dlt645": 100000, "cjt188": 10000}
 
@@ -85,141 +163,343 @@ def seed_demo() -> DemoSummary:
         counter[protocol] += 1
         return f"{counter[protocol]:012d}" if protocol == "dlt645" else f"{counter[protocol]:014d}"
 
-    # --- Shopping mall: 3 floors x 20 shops, three-phase (Modbus) on 1F, single-phase (DL/T 645) above.
-    mall = sites.site_create(actor=actor, organisation=org, name="Riverside Mall 江畔购物中心", kind="mall",
-                             address="88 Riverside Road")
+    # --- Mall: 3 floors x 20 shops; three-phase Modbus on 1F, single-phase DL/T 645 above.
+    mall = sites.site_create(
+        actor=actor,
+        organisation=org,
+        name="Riverside Mall 江畔购物中心",
+        kind="mall",
+        address="88 Riverside Road",
+    )
     mall_building = sites.building_create(actor=actor, site=mall, name="Main building 主楼")
     shop_rooms: list[tuple[Room, list[Meter]]] = []
     for level in (1, 2, 3):
-        floor = sites.floor_create(actor=actor, building=mall_building, name=f"{level}F", level=level)
+        floor = sites.floor_create(
+            actor=actor, building=mall_building, name=f"{level}F", level=level
+        )
         protocol = "modbus" if level == 1 else "dlt645"
-        gateway = meters.gateway_create(actor=actor, site=mall, identifier=f"DTU-MALL-{level}F", kind="dtu_4g",
-                                        protocol=protocol, name=f"Mall {level}F DTU")
+        gateway = meters.gateway_create(
+            actor=actor,
+            site=mall,
+            identifier=f"DTU-MALL-{level}F",
+            kind="dtu_4g",
+            protocol=protocol,
+            name=f"Mall {level}F DTU",
+        )
         for n in range(1, 21):
-            area = Decimal(rng.choice((32, 45, 58, 66, 80, 120, 150))) + Decimal(rng.randrange(0, 100)) / 100
-            room = sites.room_create(actor=actor, floor=floor, number=f"{level}F-{n:02d}", kind="shop", area_m2=area)
+            area = (
+                Decimal(rng.choice((32, 45, 58, 66, 80, 120, 150)))
+                + Decimal(rng.randrange(0, 100)) / 100
+            )
+            room = sites.room_create(
+                actor=actor, floor=floor, number=f"{level}F-{n:02d}", kind="shop", area_m2=area
+            )
             meter = meters.meter_create(
-                actor=actor, organisation=org, kind="electricity_3p" if level == 1 else "electricity_1p",
-                protocol=protocol, address=str(n) if protocol == "modbus" else next_address("dlt645"),
-                model="DTSY1352" if level == 1 else "DDSY1352", gateway=gateway, room=room,
-                multiplier=20 if level == 1 else 1, installed_on=install_day,
+                actor=actor,
+                organisation=org,
+                kind="electricity_3p" if level == 1 else "electricity_1p",
+                protocol=protocol,
+                address=str(n) if protocol == "modbus" else next_address("dlt645"),
+                model="DTSY1352" if level == 1 else "DDSY1352",
+                gateway=gateway,
+                room=room,
+                multiplier=20 if level == 1 else 1,
+                installed_on=install_day,
             )
             shop_rooms.append((room, [meter]))
-        public = sites.room_create(actor=actor, floor=floor, number=f"{level}F-PUB", kind="public_area",
-                                   area_m2=Decimal("400.00"))
-        meters.meter_create(actor=actor, organisation=org, kind="electricity_3p", protocol=protocol,
-                            address="100" if protocol == "modbus" else next_address("dlt645"),
-                            model="DTSY1352", gateway=gateway, room=public, multiplier=40, installed_on=install_day)
+        public = sites.room_create(
+            actor=actor,
+            floor=floor,
+            number=f"{level}F-PUB",
+            kind="public_area",
+            area_m2=Decimal("400.00"),
+        )
+        meters.meter_create(
+            actor=actor,
+            organisation=org,
+            kind="electricity_3p",
+            protocol=protocol,
+            address="100" if protocol == "modbus" else next_address("dlt645"),
+            model="DTSY1352",
+            gateway=gateway,
+            room=public,
+            multiplier=40,
+            installed_on=install_day,
+        )
 
     # --- Student dormitory: 4 buildings x 5 floors x 8 rooms, electricity and water in every room.
-    campus = sites.site_create(actor=actor, organisation=org, name="Eastlake University Dormitory 东湖大学宿舍区",
-                               kind="campus", address="1 University Avenue")
+    campus = sites.site_create(
+        actor=actor,
+        organisation=org,
+        name="Eastlake University Dormitory 东湖大学宿舍区",
+        kind="campus",
+        address="1 University Avenue",
+    )
     dorm_rooms: list[tuple[Room, list[Meter]]] = []
     for b in range(1, 5):
         building = sites.building_create(actor=actor, site=campus, name=f"Dorm {b} 宿舍{b}号楼")
-        e_gateway = meters.gateway_create(actor=actor, site=campus, identifier=f"DTU-DORM{b}-E", kind="dtu_4g",
-                                          protocol="dlt645", name=f"Dorm {b} electricity DTU")
-        w_gateway = meters.gateway_create(actor=actor, site=campus, identifier=f"DTU-DORM{b}-W", kind="dtu_4g",
-                                          protocol="cjt188", name=f"Dorm {b} water DTU")
+        e_gateway = meters.gateway_create(
+            actor=actor,
+            site=campus,
+            identifier=f"DTU-DORM{b}-E",
+            kind="dtu_4g",
+            protocol="dlt645",
+            name=f"Dorm {b} electricity DTU",
+        )
+        w_gateway = meters.gateway_create(
+            actor=actor,
+            site=campus,
+            identifier=f"DTU-DORM{b}-W",
+            kind="dtu_4g",
+            protocol="cjt188",
+            name=f"Dorm {b} water DTU",
+        )
         for level in range(1, 6):
-            floor = sites.floor_create(actor=actor, building=building, name=f"{level}F", level=level)
+            floor = sites.floor_create(
+                actor=actor, building=building, name=f"{level}F", level=level
+            )
             for n in range(1, 9):
-                room = sites.room_create(actor=actor, floor=floor, number=f"{b}-{level}{n:02d}", kind="dormitory",
-                                         area_m2=Decimal("24.00"))
-                e = meters.meter_create(actor=actor, organisation=org, kind="electricity_1p", protocol="dlt645",
-                                        address=next_address("dlt645"), model="DDSY1352", gateway=e_gateway,
-                                        room=room, installed_on=install_day)
-                w = meters.meter_create(actor=actor, organisation=org, kind="water", protocol="cjt188",
-                                        address=next_address("cjt188"), model="LXSY-15F", gateway=w_gateway,
-                                        room=room, installed_on=install_day)
+                room = sites.room_create(
+                    actor=actor,
+                    floor=floor,
+                    number=f"{b}-{level}{n:02d}",
+                    kind="dormitory",
+                    area_m2=Decimal("24.00"),
+                )
+                e = meters.meter_create(
+                    actor=actor,
+                    organisation=org,
+                    kind="electricity_1p",
+                    protocol="dlt645",
+                    address=next_address("dlt645"),
+                    model="DDSY1352",
+                    gateway=e_gateway,
+                    room=room,
+                    installed_on=install_day,
+                )
+                w = meters.meter_create(
+                    actor=actor,
+                    organisation=org,
+                    kind="water",
+                    protocol="cjt188",
+                    address=next_address("cjt188"),
+                    model="LXSY-15F",
+                    gateway=w_gateway,
+                    room=room,
+                    installed_on=install_day,
+                )
                 dorm_rooms.append((room, [e, w]))
-        public = sites.room_create(actor=actor, floor=floor, number=f"{b}-PUB", kind="public_area",
-                                   area_m2=Decimal("180.00"))
-        meters.meter_create(actor=actor, organisation=org, kind="electricity_3p", protocol="dlt645",
-                            address=next_address("dlt645"), model="DTSY1352", gateway=e_gateway, room=public,
-                            multiplier=10, installed_on=install_day)
+        public = sites.room_create(
+            actor=actor,
+            floor=floor,
+            number=f"{b}-PUB",
+            kind="public_area",
+            area_m2=Decimal("180.00"),
+        )
+        meters.meter_create(
+            actor=actor,
+            organisation=org,
+            kind="electricity_3p",
+            protocol="dlt645",
+            address=next_address("dlt645"),
+            model="DTSY1352",
+            gateway=e_gateway,
+            room=public,
+            multiplier=10,
+            installed_on=install_day,
+        )
 
     # --- Office block behind an MQTT gateway: 6 floors x 4 offices, three-phase.
-    office = sites.site_create(actor=actor, organisation=org, name="Harbour Office Tower 港湾写字楼", kind="office",
-                               address="6 Harbour Street")
+    office = sites.site_create(
+        actor=actor,
+        organisation=org,
+        name="Harbour Office Tower 港湾写字楼",
+        kind="office",
+        address="6 Harbour Street",
+    )
     tower = sites.building_create(actor=actor, site=office, name="Tower A A座")
-    mqtt = meters.gateway_create(actor=actor, site=office, identifier="MQTT-TOWER-A", kind="mqtt",
-                                 protocol="dlt645", name="Tower A IoT gateway")
+    mqtt = meters.gateway_create(
+        actor=actor,
+        site=office,
+        identifier="MQTT-TOWER-A",
+        kind="mqtt",
+        protocol="dlt645",
+        name="Tower A IoT gateway",
+    )
     office_rooms: list[tuple[Room, list[Meter]]] = []
     for level in range(5, 11):
         floor = sites.floor_create(actor=actor, building=tower, name=f"{level}F", level=level)
         for n in range(1, 5):
-            room = sites.room_create(actor=actor, floor=floor, number=f"A{level}{n:02d}", kind="office",
-                                     area_m2=Decimal(rng.choice((120, 180, 240, 360))))
-            m = meters.meter_create(actor=actor, organisation=org, kind="electricity_3p", protocol="dlt645",
-                                    address=next_address("dlt645"), model="DTSY1352", gateway=mqtt, room=room,
-                                    multiplier=30, installed_on=install_day)
+            room = sites.room_create(
+                actor=actor,
+                floor=floor,
+                number=f"A{level}{n:02d}",
+                kind="office",
+                area_m2=Decimal(rng.choice((120, 180, 240, 360))),
+            )
+            m = meters.meter_create(
+                actor=actor,
+                organisation=org,
+                kind="electricity_3p",
+                protocol="dlt645",
+                address=next_address("dlt645"),
+                model="DTSY1352",
+                gateway=mqtt,
+                room=room,
+                multiplier=30,
+                installed_on=install_day,
+            )
             office_rooms.append((room, [m]))
-    lobby = sites.room_create(actor=actor, floor=tower.floors.get(level=5), number="A-LOBBY", kind="public_area",
-                              area_m2=Decimal("600.00"))
-    meters.meter_create(actor=actor, organisation=org, kind="electricity_3p", protocol="dlt645",
-                        address=next_address("dlt645"), model="DTSY1352", gateway=mqtt, room=lobby, multiplier=60,
-                        installed_on=install_day)
+    lobby = sites.room_create(
+        actor=actor,
+        floor=tower.floors.get(level=5),
+        number="A-LOBBY",
+        kind="public_area",
+        area_m2=Decimal("600.00"),
+    )
+    meters.meter_create(
+        actor=actor,
+        organisation=org,
+        kind="electricity_3p",
+        protocol="dlt645",
+        address=next_address("dlt645"),
+        model="DTSY1352",
+        gateway=mqtt,
+        room=lobby,
+        multiplier=60,
+        installed_on=install_day,
+    )
 
     # --- Customers and accounts in every state.
     accounts = 0
     shop_names = iter(SHOP_NAMES)
     companies = iter(COMPANIES)
 
-    def occupy(room: Room, room_meters: list[Meter], customer: Customer, *, mode: str, side: str, state: str,
-               move_in: date) -> Account:
-        account = customers.account_preset(actor=actor, customer=customer, rooms=[room], meters=room_meters,
-                                           billing_mode=mode, billing_side=side, move_in_on=move_in)
+    def occupy(
+        room: Room,
+        room_meters: list[Meter],
+        customer: Customer,
+        *,
+        mode: str,
+        side: str,
+        state: str,
+        move_in: date,
+    ) -> Account:
+        account = customers.account_preset(
+            actor=actor,
+            customer=customer,
+            rooms=[room],
+            meters=room_meters,
+            billing_mode=mode,
+            billing_side=side,
+            move_in_on=move_in,
+        )
         if state in ("open", "suspended", "closed"):
             account = customers.account_open(actor=actor, account=account, move_in_on=move_in)
         if state == "suspended":
             account = customers.account_suspend(actor=actor, account=account)
         if state == "closed":
-            account = customers.account_close(actor=actor, account=account,
-                                              move_out_on=move_in + timedelta(days=rng.randrange(60, 200)))
+            account = customers.account_close(
+                actor=actor,
+                account=account,
+                move_out_on=move_in + timedelta(days=rng.randrange(60, 200)),
+            )
         return account
 
     for i, (room, room_meters) in enumerate(shop_rooms):
         if i % 12 == 11:
             continue  # vacant shops
         name = next(shop_names, None) or f"商户{i}"
-        customer = customers.customer_create(actor=actor, organisation=org, name=name, kind="company",
-                                             phone=_phone(rng), notes="")
+        customer = customers.customer_create(
+            actor=actor, organisation=org, name=name, kind="company", phone=_phone(rng), notes=""
+        )
         state = "pre-set" if i % 17 == 5 else "suspended" if i % 23 == 7 else "open"
-        occupy(room, room_meters, customer, mode="prepaid", side="meter" if i % 5 == 0 else "platform",
-               state=state, move_in=install_day + timedelta(days=rng.randrange(0, 120)))
+        occupy(
+            room,
+            room_meters,
+            customer,
+            mode="prepaid",
+            side="meter" if i % 5 == 0 else "platform",
+            state=state,
+            move_in=install_day + timedelta(days=rng.randrange(0, 120)),
+        )
         accounts += 1
 
     for i, (room, room_meters) in enumerate(dorm_rooms):
         if i % 9 == 8:
             continue  # vacant dorm rooms
-        if i % 31 == 3:  # an earlier student moved out; the room has a closed account in its history
-            leaver = customers.customer_create(actor=actor, organisation=org, name=_person_name(rng),
-                                               phone=_phone(rng), notes="已毕业 graduated")
-            occupy(room, room_meters, leaver, mode="prepaid", side="platform", state="closed",
-                   move_in=date(2025, 9, 1))
+        if (
+            i % 31 == 3
+        ):  # an earlier student moved out; the room has a closed account in its history
+            leaver = customers.customer_create(
+                actor=actor,
+                organisation=org,
+                name=_person_name(rng),
+                phone=_phone(rng),
+                notes="已毕业 graduated",
+            )
+            occupy(
+                room,
+                room_meters,
+                leaver,
+                mode="prepaid",
+                side="platform",
+                state="closed",
+                move_in=date(2025, 9, 1),
+            )
             accounts += 1
-        student = customers.customer_create(actor=actor, organisation=org, name=_person_name(rng), phone=_phone(rng),
-                                            email="")
+        student = customers.customer_create(
+            actor=actor, organisation=org, name=_person_name(rng), phone=_phone(rng), email=""
+        )
         state = "pre-set" if i % 29 == 4 else "suspended" if i % 37 == 6 else "open"
-        occupy(room, room_meters, student, mode="prepaid", side="platform", state=state, move_in=date(2026, 9, 1))
+        occupy(
+            room,
+            room_meters,
+            student,
+            mode="prepaid",
+            side="platform",
+            state=state,
+            move_in=date(2026, 9, 1),
+        )
         accounts += 1
 
     for i, (room, room_meters) in enumerate(office_rooms):
         if i % 6 == 5:
             continue
-        customer = customers.customer_create(actor=actor, organisation=org, name=next(companies, f"公司{i}"),
-                                             kind="company", phone=_phone(rng),
-                                             email=f"facilities{i}@tenant.example")
-        occupy(room, room_meters, customer, mode="postpaid" if i % 2 else "prepaid", side="platform",
-               state="pre-set" if i == 7 else "open", move_in=install_day + timedelta(days=30 * (i % 6)))
+        customer = customers.customer_create(
+            actor=actor,
+            organisation=org,
+            name=next(companies, f"公司{i}"),
+            kind="company",
+            phone=_phone(rng),
+            email=f"facilities{i}@tenant.example",
+        )
+        occupy(
+            room,
+            room_meters,
+            customer,
+            mode="postpaid" if i % 2 else "prepaid",
+            side="platform",
+            state="pre-set" if i == 7 else "open",
+            move_in=install_day + timedelta(days=30 * (i % 6)),
+        )
         accounts += 1
 
-    tenant_customer = Customer.objects.filter(organisation=org, accounts__status="open",
-                                              accounts__rooms__kind="dormitory").order_by("id").first()
+    tenant_customer = (
+        Customer.objects.filter(
+            organisation=org, accounts__status="open", accounts__rooms__kind="dormitory"
+        )
+        .order_by("id")
+        .first()
+    )
     if tenant_customer is not None:
-        tenant_user_create(actor=actor, customer=tenant_customer, username=TENANT_LOGIN, password=DEMO_PASSWORD,
-                           password_hash=shared_hash)
+        tenant_user_create(
+            actor=actor,
+            customer=tenant_customer,
+            username=TENANT_LOGIN,
+            password=DEMO_PASSWORD,
+            password_hash=shared_hash,
+        )
 
     return DemoSummary(
         organisation=org,
@@ -234,6 +514,3 @@ def demo_logins() -> list[tuple[str, str]]:
     if User.objects.filter(username=TENANT_LOGIN).exists():
         names.append(TENANT_LOGIN)
     return [(n, DEMO_PASSWORD) for n in names]
-
-
-

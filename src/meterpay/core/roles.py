@@ -72,7 +72,9 @@ def role_table_markdown() -> str:
     header = "| permission | " + " | ".join(r.value for r in roles) + " |"
     rule = "|---|" + "---|" * len(roles)
     rows = [
-        f"| {p.value} | " + " | ".join("yes" if p in ROLE_PERMISSIONS[r] else "no" for r in roles) + " |"
+        f"| {p.value} | "
+        + " | ".join("yes" if p in ROLE_PERMISSIONS[r] else "no" for r in roles)
+        + " |"
         for p in Permission
     ]
     return "\n".join([header, rule, *rows])

@@ -73,15 +73,21 @@ class MeterForm(forms.Form):
     address = forms.CharField(max_length=20, label=_("address"))
     model = forms.CharField(max_length=60, required=False, label=_("model"))
     serial_number = forms.CharField(max_length=40, required=False, label=_("serial number"))
-    gateway = forms.ModelChoiceField(queryset=Gateway.objects.none(), required=False, label=_("gateway"))
+    gateway = forms.ModelChoiceField(
+        queryset=Gateway.objects.none(), required=False, label=_("gateway")
+    )
     room = forms.ModelChoiceField(queryset=Room.objects.none(), required=False, label=_("room"))
     multiplier = forms.IntegerField(min_value=1, initial=1, label=_("CT ratio / multiplier"))
-    installed_on = forms.DateField(required=False, label=_("installed on"), widget=forms.DateInput(attrs={"type": "date"}))
+    installed_on = forms.DateField(
+        required=False, label=_("installed on"), widget=forms.DateInput(attrs={"type": "date"})
+    )
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["gateway"].queryset = org_objects(user, Gateway)  # type: ignore[attr-defined]
-        self.fields["room"].queryset = org_objects(user, Room).select_related("floor__building__site")  # type: ignore[attr-defined]
+        self.fields["room"].queryset = org_objects(user, Room).select_related(
+            "floor__building__site"
+        )  # type: ignore[attr-defined]
 
 
 class MeterReplaceForm(forms.Form):
@@ -103,4 +109,6 @@ class TokenForm(forms.Form):
 class WizardBillingForm(forms.Form):
     billing_mode = forms.ChoiceField(choices=Account.BillingMode.choices, label=_("billing mode"))
     billing_side = forms.ChoiceField(choices=Account.BillingSide.choices, label=_("billing side"))
-    move_in_on = forms.DateField(required=False, label=_("move-in date"), widget=forms.DateInput(attrs={"type": "date"}))
+    move_in_on = forms.DateField(
+        required=False, label=_("move-in date"), widget=forms.DateInput(attrs={"type": "date"})
+    )

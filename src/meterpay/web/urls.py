@@ -26,7 +26,11 @@ console = (
         path("gateways/<int:gateway_id>/", meters.gateway_detail, name="gateway_detail"),
         path("imports/", admin_pages.import_list, name="import_list"),
         path("imports/<int:batch_id>/", admin_pages.import_detail, name="import_detail"),
-        path("imports/template/<str:kind>.<str:fmt>", admin_pages.import_template, name="import_template"),
+        path(
+            "imports/template/<str:kind>.<str:fmt>",
+            admin_pages.import_template,
+            name="import_template",
+        ),
         path("audit/", admin_pages.audit_list, name="audit_list"),
         path("settings/tokens/", admin_pages.token_list, name="token_list"),
     ],
@@ -36,14 +40,49 @@ console = (
 portal_urls = ([path("", portal.portal_home, name="home")], "portal")
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(template_name="web/auth/login.html", redirect_authenticated_user=True), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            template_name="web/auth/login.html", redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("password/change/", auth_views.PasswordChangeView.as_view(template_name="web/auth/password_change.html"), name="password_change"),
-    path("password/change/done/", auth_views.PasswordChangeDoneView.as_view(template_name="web/auth/message.html"), name="password_change_done"),
-    path("password/reset/", auth_views.PasswordResetView.as_view(template_name="web/auth/password_reset.html", email_template_name="web/auth/password_reset_email.txt"), name="password_reset"),
-    path("password/reset/sent/", auth_views.PasswordResetDoneView.as_view(template_name="web/auth/message.html"), name="password_reset_done"),
-    path("password/reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(template_name="web/auth/password_reset_confirm.html"), name="password_reset_confirm"),
-    path("password/reset/complete/", auth_views.PasswordResetCompleteView.as_view(template_name="web/auth/message.html"), name="password_reset_complete"),
+    path(
+        "password/change/",
+        auth_views.PasswordChangeView.as_view(template_name="web/auth/password_change.html"),
+        name="password_change",
+    ),
+    path(
+        "password/change/done/",
+        auth_views.PasswordChangeDoneView.as_view(template_name="web/auth/message.html"),
+        name="password_change_done",
+    ),
+    path(
+        "password/reset/",
+        auth_views.PasswordResetView.as_view(
+            template_name="web/auth/password_reset.html",
+            email_template_name="web/auth/password_reset_email.txt",
+        ),
+        name="password_reset",
+    ),
+    path(
+        "password/reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(template_name="web/auth/message.html"),
+        name="password_reset_done",
+    ),
+    path(
+        "password/reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(
+            template_name="web/auth/password_reset_confirm.html"
+        ),
+        name="password_reset_confirm",
+    ),
+    path(
+        "password/reset/complete/",
+        auth_views.PasswordResetCompleteView.as_view(template_name="web/auth/message.html"),
+        name="password_reset_complete",
+    ),
     path("portal/", include(portal_urls)),
     path("", include(console)),
 ]

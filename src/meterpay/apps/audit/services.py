@@ -42,7 +42,9 @@ def audit_record(
 ) -> AuditEvent:
     user = actor if isinstance(actor, models.Model) else None
     label = getattr(actor, "username", None) or str(actor)
-    org_id = organisation_id if organisation_id is not None else getattr(obj, "organisation_id", None)
+    org_id = (
+        organisation_id if organisation_id is not None else getattr(obj, "organisation_id", None)
+    )
     if org_id is None and user is not None:
         org_id = getattr(user, "organisation_id", None)
     return AuditEvent.objects.create(

@@ -61,7 +61,9 @@ class Account(OrgOwned):
     billing_side = models.CharField(
         _("billing side"), max_length=8, choices=BillingSide.choices, default=BillingSide.PLATFORM
     )
-    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PRESET)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PRESET
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     opened_at = models.DateTimeField(_("opened at"), null=True, blank=True)
     suspended_at = models.DateTimeField(_("suspended at"), null=True, blank=True)
@@ -74,7 +76,9 @@ class Account(OrgOwned):
         verbose_name_plural = _("accounts")
         ordering = ["number"]
         constraints = [
-            models.UniqueConstraint(fields=["organisation", "number"], name="account_number_unique"),
+            models.UniqueConstraint(
+                fields=["organisation", "number"], name="account_number_unique"
+            ),
             models.CheckConstraint(
                 condition=~models.Q(status="open") | models.Q(opened_at__isnull=False),
                 name="open_account_has_opened_at",

@@ -13,7 +13,7 @@ ROOM_STATUSES = ("vacant", "pre-set", "open", "suspended")
 
 
 def rooms_with_status(user: Any) -> QuerySet[Room]:
-    """Rooms of the user's organisation, annotated with ``occupancy`` (vacant or the account status)."""
+    """The user's rooms, annotated with ``occupancy``: vacant, or the active account's status."""
     from django.db.models import Case, CharField, Subquery, Value, When
 
     active_account = Account.objects.filter(rooms=OuterRef("pk"), status__in=ACTIVE).order_by("-id")

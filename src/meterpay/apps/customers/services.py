@@ -22,11 +22,23 @@ class AccountError(ValidationError):
 
 @transaction.atomic
 def customer_create(
-    *, actor: object, organisation: Organisation, name: str, kind: str = Customer.Kind.PERSON,
-    phone: str = "", email: str = "", notes: str = "",
+    *,
+    actor: object,
+    organisation: Organisation,
+    name: str,
+    kind: str = Customer.Kind.PERSON,
+    phone: str = "",
+    email: str = "",
+    notes: str = "",
 ) -> Customer:
-    customer = Customer(organisation=organisation, name=name.strip(), kind=kind, phone=phone.strip(),
-                        email=email.strip(), notes=notes)
+    customer = Customer(
+        organisation=organisation,
+        name=name.strip(),
+        kind=kind,
+        phone=phone.strip(),
+        email=email.strip(),
+        notes=notes,
+    )
     customer.full_clean()
     customer.save()
     audit_record(actor=actor, action="customer.create", obj=customer, after=snapshot(customer))
@@ -41,7 +53,9 @@ def customer_update(*, actor: object, customer: Customer, **changes: str) -> Cus
             setattr(customer, field, changes[field])
     customer.full_clean()
     customer.save()
-    audit_record(actor=actor, action="customer.update", obj=customer, before=before, after=snapshot(customer))
+    audit_record(
+        actor=actor, action="customer.update", obj=customer, before=before, after=snapshot(customer)
+    )
     return customer
 
 
@@ -58,7 +72,9 @@ def _next_account_number(organisation: Organisation) -> str:
     return f"A{int(latest[1:]) + 1 if latest else 1:06d}"
 
 
-def _check_rooms_free(rooms: Sequence[Room], organisation: Organisation, exclude: Account | None = None) -> None:
+def _check_rooms_free(
+    rooms: Sequence[Room], organisation: Organisation, exclude: Account | None = None
+) -> None:
     for room in rooms:
         if room.organisation_id != organisation.pk:
             raise AccountError({"rooms": "room belongs to another organisation"})
@@ -72,7 +88,9 @@ def _check_rooms_free(rooms: Sequence[Room], organisation: Organisation, exclude
 
 def _attach_meters(account: Account, meters: Iterable[Meter], actor: object) -> None:
     # Re-read under lock: the caller's objects may be stale (e.g. freed by a move-out since).
-    for meter in Meter.objects.select_for_update().filter(pk__in=[m.pk for m in meters]).order_by("pk"):
+    for meter in (
+        Meter.objects.select_for_update().filter(pk__in=[m.pk for m in meters]).order_by("pk")
+    ):
         if meter.organisation_id != account.organisation_id:
             raise AccountError({"meters": "meter belongs to another organisation"})
         if meter.removed_on is not None:
@@ -82,13 +100,20 @@ def _attach_meters(account: Account, meters: Iterable[Meter], actor: object) -> 
         before = snapshot(meter)
         meter.account = account
         meter.save(update_fields=["account"])
-        audit_record(actor=actor, action="meter.assign", obj=meter, before=before, after=snapshot(meter))
+        audit_record(
+            actor=actor, action="meter.assign", obj=meter, before=before, after=snapshot(meter)
+        )
 
 
 @transaction.atomic
 def account_preset(
-    *, actor: object, customer: Customer, rooms: Sequence[Room], meters: Sequence[Meter] = (),
-    billing_mode: str = Account.BillingMode.PREPAID, billing_side: str = Account.BillingSide.PLATFORM,
+    *,
+    actor: object,
+    customer: Customer,
+    rooms: Sequence[Room],
+    meters: Sequence[Meter] = (),
+    billing_mode: str = Account.BillingMode.PREPAID,
+    billing_side: str = Account.BillingSide.PLATFORM,
     move_in_on: date | None = None,
 ) -> Account:
     """Pre-set an account (information entered in advance); it does not bill until opened."""
@@ -97,8 +122,13 @@ def account_preset(
         raise AccountError({"rooms": "an account needs at least one room"})
     _check_rooms_free(rooms, organisation)
     account = Account(
-        organisation=organisation, customer=customer, number=_next_account_number(organisation),
-        billing_mode=billing_mode, billing_side=billing_side, status=Account.Status.PRESET, move_in_on=move_in_on,
+        organisation=organisation,
+        customer=customer,
+        number=_next_account_number(organisation),
+        billing_mode=billing_mode,
+        billing_side=billing_side,
+        status=Account.Status.PRESET,
+        move_in_on=move_in_on,
     )
     account.full_clean()
     account.save()
@@ -113,31 +143,49 @@ def account_open(*, actor: object, account: Account, move_in_on: date | None = N
     """Pre-set → open: billing starts (move-in)."""
     account = Account.objects.select_for_update().get(pk=account.pk)
     if account.status != Account.Status.PRESET:
-        raise AccountError({"status": f"only a pre-set account can be opened (it is {account.status})"})
+        raise AccountError(
+            {"status": f"only a pre-set account can be opened (it is {account.status})"}
+        )
     before = snapshot(account)
     account.status = Account.Status.OPEN
     account.opened_at = timezone.now()
     account.move_in_on = move_in_on or account.move_in_on or timezone.localdate()
     account.save()
-    audit_record(actor=actor, action="account.open", obj=account, before=before, after=snapshot(account))
+    audit_record(
+        actor=actor, action="account.open", obj=account, before=before, after=snapshot(account)
+    )
     return account
 
 
 @transaction.atomic
 def account_open_new(
-    *, actor: object, customer: Customer, rooms: Sequence[Room], meters: Sequence[Meter] = (),
-    billing_mode: str = Account.BillingMode.PREPAID, billing_side: str = Account.BillingSide.PLATFORM,
+    *,
+    actor: object,
+    customer: Customer,
+    rooms: Sequence[Room],
+    meters: Sequence[Meter] = (),
+    billing_mode: str = Account.BillingMode.PREPAID,
+    billing_side: str = Account.BillingSide.PLATFORM,
     move_in_on: date | None = None,
 ) -> Account:
     """The account-opening wizard's commit: pre-set and open in one step."""
-    account = account_preset(actor=actor, customer=customer, rooms=rooms, meters=meters,
-                             billing_mode=billing_mode, billing_side=billing_side, move_in_on=move_in_on)
+    account = account_preset(
+        actor=actor,
+        customer=customer,
+        rooms=rooms,
+        meters=meters,
+        billing_mode=billing_mode,
+        billing_side=billing_side,
+        move_in_on=move_in_on,
+    )
     return account_open(actor=actor, account=account, move_in_on=move_in_on)
 
 
 def accounts_open_bulk(*, actor: object, accounts: Iterable[Account]) -> list[Account]:
     """One-click opening of many pre-set accounts; each opens in its own transaction."""
-    return [account_open(actor=actor, account=a) for a in accounts if a.status == Account.Status.PRESET]
+    return [
+        account_open(actor=actor, account=a) for a in accounts if a.status == Account.Status.PRESET
+    ]
 
 
 @transaction.atomic
@@ -149,7 +197,9 @@ def account_suspend(*, actor: object, account: Account) -> Account:
     account.status = Account.Status.SUSPENDED
     account.suspended_at = timezone.now()
     account.save()
-    audit_record(actor=actor, action="account.suspend", obj=account, before=before, after=snapshot(account))
+    audit_record(
+        actor=actor, action="account.suspend", obj=account, before=before, after=snapshot(account)
+    )
     return account
 
 
@@ -162,7 +212,9 @@ def account_resume(*, actor: object, account: Account) -> Account:
     account.status = Account.Status.OPEN
     account.suspended_at = None
     account.save()
-    audit_record(actor=actor, action="account.resume", obj=account, before=before, after=snapshot(account))
+    audit_record(
+        actor=actor, action="account.resume", obj=account, before=before, after=snapshot(account)
+    )
     return account
 
 
@@ -185,6 +237,14 @@ def account_close(*, actor: object, account: Account, move_out_on: date | None =
         meter_before = snapshot(meter)
         meter.account = None
         meter.save(update_fields=["account"])
-        audit_record(actor=actor, action="meter.unassign", obj=meter, before=meter_before, after=snapshot(meter))
-    audit_record(actor=actor, action="account.close", obj=account, before=before, after=snapshot(account))
+        audit_record(
+            actor=actor,
+            action="meter.unassign",
+            obj=meter,
+            before=meter_before,
+            after=snapshot(meter),
+        )
+    audit_record(
+        actor=actor, action="account.close", obj=account, before=before, after=snapshot(account)
+    )
     return account

@@ -22,8 +22,12 @@ class ImportBatch(OrgOwned):
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
     filename = models.CharField(_("file name"), max_length=255)
     content = models.BinaryField()
-    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PREVIEWED)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PREVIEWED
+    )
     row_count = models.PositiveIntegerField(_("rows"), default=0)
     errors = models.JSONField(_("errors"), default=list)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)

@@ -42,11 +42,30 @@ COLUMNS: dict[str, list[tuple[str, bool, str]]] = {
 
 # Column headings as a Chinese spreadsheet would have them.
 ALIASES = {
-    "园区": "site", "项目": "site", "楼栋": "building", "楼层": "floor", "楼层序号": "floor_level",
-    "房间": "room", "房间号": "room", "类型": "type", "房间类型": "type", "面积": "area_m2",
-    "名称": "name", "姓名": "name", "客户类型": "kind", "电话": "phone", "邮箱": "email", "备注": "notes",
-    "表类型": "kind", "协议": "protocol", "表地址": "address", "型号": "model", "表号": "serial_number",
-    "网关": "gateway", "倍率": "multiplier", "安装日期": "installed_on",
+    "园区": "site",
+    "项目": "site",
+    "楼栋": "building",
+    "楼层": "floor",
+    "楼层序号": "floor_level",
+    "房间": "room",
+    "房间号": "room",
+    "类型": "type",
+    "房间类型": "type",
+    "面积": "area_m2",
+    "名称": "name",
+    "姓名": "name",
+    "客户类型": "kind",
+    "电话": "phone",
+    "邮箱": "email",
+    "备注": "notes",
+    "表类型": "kind",
+    "协议": "protocol",
+    "表地址": "address",
+    "型号": "model",
+    "表号": "serial_number",
+    "网关": "gateway",
+    "倍率": "multiplier",
+    "安装日期": "installed_on",
 }
 
 
@@ -140,12 +159,14 @@ def template_xlsx(kind: str) -> bytes:
     sheet = workbook.add_worksheet(kind)
     bold = workbook.add_format({"bold": True, "bg_color": "#DCE6F1"})
     text = workbook.add_format({"num_format": "@"})
-    for col, (name, required, example) in enumerate(COLUMNS[kind]):
+    for col, (name, _required, example) in enumerate(COLUMNS[kind]):
         sheet.write_string(0, col, name, bold)
         sheet.write_string(1, col, example, text)
         sheet.set_column(col, col, max(14, len(name) + 4), text)
     notes = workbook.add_worksheet("notes")
-    notes.write_string(0, 0, "Columns marked required must be filled; one row per item; the heading row stays.")
+    notes.write_string(
+        0, 0, "Columns marked required must be filled; one row per item; the heading row stays."
+    )
     for row, (name, required, _example) in enumerate(COLUMNS[kind], start=2):
         notes.write_string(row, 0, name)
         notes.write_string(row, 1, "required" if required else "optional")

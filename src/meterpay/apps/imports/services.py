@@ -106,8 +106,11 @@ def _find_room(organisation: Organisation, values: dict[str, str]) -> Room | Non
         raise RowError("room", "give site, building, floor and room together, or none of them")
     site, building, floor, number = names
     room = Room.objects.filter(
-        organisation=organisation, floor__building__site__name=site, floor__building__name=building,
-        floor__name=floor, number=number,
+        organisation=organisation,
+        floor__building__site__name=site,
+        floor__building__name=building,
+        floor__name=floor,
+        number=number,
     ).first()
     if room is None:
         raise RowError("room", f"no room {site} / {building} / {floor} / {number}")
@@ -119,8 +122,12 @@ def _import_room(actor: Any, organisation: Organisation, values: dict[str, str])
     area = _decimal(values, "area_m2")
     level = _int(values, "floor_level", 0)
     floor: Floor = floor_get_or_create(
-        actor=actor, organisation=organisation, site_name=_required(values, "site"),
-        building_name=_required(values, "building"), floor_name=_required(values, "floor"), level=level,
+        actor=actor,
+        organisation=organisation,
+        site_name=_required(values, "site"),
+        building_name=_required(values, "building"),
+        floor_name=_required(values, "floor"),
+        level=level,
     )
     room_create(actor=actor, floor=floor, number=_required(values, "room"), kind=kind, area_m2=area)
 
@@ -130,8 +137,13 @@ def _import_customer(actor: Any, organisation: Organisation, values: dict[str, s
     if kind not in Customer.Kind.values:
         raise RowError("kind", f"{kind!r} is not one of {', '.join(Customer.Kind.values)}")
     customer_create(
-        actor=actor, organisation=organisation, name=_required(values, "name"), kind=kind,
-        phone=values.get("phone", ""), email=values.get("email", ""), notes=values.get("notes", ""),
+        actor=actor,
+        organisation=organisation,
+        name=_required(values, "name"),
+        kind=kind,
+        phone=values.get("phone", ""),
+        email=values.get("email", ""),
+        notes=values.get("notes", ""),
     )
 
 
@@ -140,16 +152,26 @@ def _import_meter(actor: Any, organisation: Organisation, values: dict[str, str]
     protocol = _choice(values, "protocol", Protocol.choices)
     gateway = None
     if values.get("gateway", "").strip():
-        gateway = Gateway.objects.filter(organisation=organisation, identifier=values["gateway"].strip()).first()
+        gateway = Gateway.objects.filter(
+            organisation=organisation, identifier=values["gateway"].strip()
+        ).first()
         if gateway is None:
             raise RowError("gateway", f"no gateway {values['gateway']!r}")
     multiplier = _int(values, "multiplier", 1)
     if multiplier < 1:
         raise RowError("multiplier", "must be 1 or more")
     meter_create(
-        actor=actor, organisation=organisation, kind=kind, protocol=protocol, address=_required(values, "address"),
-        model=values.get("model", ""), serial_number=values.get("serial_number", ""), gateway=gateway,
-        room=_find_room(organisation, values), multiplier=multiplier, installed_on=_date(values, "installed_on"),
+        actor=actor,
+        organisation=organisation,
+        kind=kind,
+        protocol=protocol,
+        address=_required(values, "address"),
+        model=values.get("model", ""),
+        serial_number=values.get("serial_number", ""),
+        gateway=gateway,
+        room=_find_room(organisation, values),
+        multiplier=multiplier,
+        installed_on=_date(values, "installed_on"),
     )
 
 
@@ -188,8 +210,15 @@ def _apply(actor: Any, organisation: Organisation, kind: str, rows: list[Row]) -
     return result
 
 
-def import_run(*, actor: Any, organisation: Organisation, kind: str, filename: str, content: bytes,
-               commit: bool) -> ImportResult:
+def import_run(
+    *,
+    actor: Any,
+    organisation: Organisation,
+    kind: str,
+    filename: str,
+    content: bytes,
+    commit: bool,
+) -> ImportResult:
     """Run the import; keep the changes only if ``commit`` and every row succeeded."""
     try:
         rows = read_rows(kind, filename, content)
@@ -207,12 +236,25 @@ def import_run(*, actor: Any, organisation: Organisation, kind: str, filename: s
 
 
 @transaction.atomic
-def import_preview(*, actor: Any, organisation: Organisation, kind: str, filename: str, content: bytes) -> ImportBatch:
-    result = import_run(actor=actor, organisation=organisation, kind=kind, filename=filename, content=content,
-                        commit=False)
+def import_preview(
+    *, actor: Any, organisation: Organisation, kind: str, filename: str, content: bytes
+) -> ImportBatch:
+    result = import_run(
+        actor=actor,
+        organisation=organisation,
+        kind=kind,
+        filename=filename,
+        content=content,
+        commit=False,
+    )
     return ImportBatch.objects.create(
-        organisation=organisation, kind=kind, filename=filename[:255], content=content, uploaded_by=actor,
-        row_count=len(result.rows), errors=result.errors,
+        organisation=organisation,
+        kind=kind,
+        filename=filename[:255],
+        content=content,
+        uploaded_by=actor,
+        row_count=len(result.rows),
+        errors=result.errors,
     )
 
 
@@ -222,13 +264,23 @@ def import_commit(*, actor: Any, batch: ImportBatch) -> ImportResult:
         batch = ImportBatch.objects.select_for_update().get(pk=batch.pk)
         if batch.status != ImportBatch.Status.PREVIEWED:
             raise ValidationError({"status": "this import was committed already"})
-        result = import_run(actor=actor, organisation=batch.organisation, kind=batch.kind,
-                            filename=batch.filename, content=bytes(batch.content), commit=True)
+        result = import_run(
+            actor=actor,
+            organisation=batch.organisation,
+            kind=batch.kind,
+            filename=batch.filename,
+            content=bytes(batch.content),
+            commit=True,
+        )
         batch.errors = result.errors
         if result.ok:
             batch.status = ImportBatch.Status.COMMITTED
             batch.committed_at = timezone.now()
-            audit_record(actor=actor, action="import.commit", obj=batch,
-                         after={"kind": batch.kind, "rows": result.created, "file": batch.filename})
+            audit_record(
+                actor=actor,
+                action="import.commit",
+                obj=batch,
+                after={"kind": batch.kind, "rows": result.created, "file": batch.filename},
+            )
         batch.save()
     return result

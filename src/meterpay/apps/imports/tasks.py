@@ -16,7 +16,9 @@ KEEP_UPLOADED_FILES = timedelta(days=30)
 def import_files_purge(*, now: object = None) -> int:
     """Drop the stored file of imports older than 30 days (the row, its errors and audit stay)."""
     cutoff = (now or timezone.now()) - KEEP_UPLOADED_FILES  # type: ignore[operator]
-    return ImportBatch.objects.filter(created_at__lt=cutoff).exclude(content=b"").update(content=b"")
+    return (
+        ImportBatch.objects.filter(created_at__lt=cutoff).exclude(content=b"").update(content=b"")
+    )
 
 
 @db_periodic_task(crontab(hour="3", minute="17"))

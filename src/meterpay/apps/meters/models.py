@@ -25,7 +25,10 @@ class Gateway(OrgOwned):
         "sites.Site", on_delete=models.PROTECT, related_name="gateways", verbose_name=_("site")
     )
     identifier = models.CharField(
-        _("identifier"), max_length=64, unique=True, help_text=_("The ID the gateway registers with.")
+        _("identifier"),
+        max_length=64,
+        unique=True,
+        help_text=_("The ID the gateway registers with."),
     )
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
     protocol = models.CharField(_("protocol"), max_length=8, choices=Protocol.choices)
@@ -42,7 +45,7 @@ class Gateway(OrgOwned):
 
 
 class Meter(OrgOwned):
-    """An electricity or water meter. A replaced meter keeps its history (removed_on, replaced_by)."""
+    """A replaced meter keeps its history (removed_on, replaced_by)."""
 
     class Kind(models.TextChoices):
         ELECTRICITY_1P = "electricity_1p", _("Electricity, single-phase")
@@ -52,18 +55,30 @@ class Meter(OrgOwned):
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
     model = models.CharField(_("model"), max_length=60, blank=True)
     address = models.CharField(
-        _("address"), max_length=20, help_text=_("Bus address: 12 digits (DL/T 645), 14 (CJ/T 188), unit id (Modbus).")
+        _("address"),
+        max_length=20,
+        help_text=_("Bus address: 12 digits (DL/T 645), 14 (CJ/T 188), unit id (Modbus)."),
     )
     serial_number = models.CharField(_("serial number"), max_length=40, blank=True)
     protocol = models.CharField(_("protocol"), max_length=8, choices=Protocol.choices)
     gateway = models.ForeignKey(
-        Gateway, on_delete=models.PROTECT, null=True, blank=True, related_name="meters", verbose_name=_("gateway")
+        Gateway,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="meters",
+        verbose_name=_("gateway"),
     )
     multiplier = models.PositiveIntegerField(
         _("CT ratio / multiplier"), default=1, validators=[MinValueValidator(1)]
     )
     room = models.ForeignKey(
-        "sites.Room", on_delete=models.PROTECT, null=True, blank=True, related_name="meters", verbose_name=_("room")
+        "sites.Room",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="meters",
+        verbose_name=_("room"),
     )
     account = models.ForeignKey(
         "customers.Account",
@@ -76,7 +91,12 @@ class Meter(OrgOwned):
     installed_on = models.DateField(_("installed on"), null=True, blank=True)
     removed_on = models.DateField(_("removed on"), null=True, blank=True)
     replaced_by = models.OneToOneField(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="replaces", verbose_name=_("replaced by")
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="replaces",
+        verbose_name=_("replaced by"),
     )
 
     class Meta:
@@ -84,13 +104,15 @@ class Meter(OrgOwned):
         verbose_name_plural = _("meters")
         ordering = ["address"]
         constraints = [
-            # Modbus unit ids repeat across buses; factory addresses are checked org-wide in services.
+            # Modbus unit ids repeat across buses; other addresses are checked org-wide.
             models.UniqueConstraint(
                 fields=["gateway", "protocol", "address"],
                 condition=models.Q(removed_on__isnull=True),
                 name="active_meter_address_unique_on_bus",
             ),
-            models.CheckConstraint(condition=models.Q(multiplier__gte=1), name="meter_multiplier_positive"),
+            models.CheckConstraint(
+                condition=models.Q(multiplier__gte=1), name="meter_multiplier_positive"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -6,15 +6,13 @@ cannot even learn that it exists.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.http import Http404
 
 from meterpay.core.roles import Permission
-
-M = TypeVar("M", bound=models.Model)
 
 
 def require(user: Any, permission: Permission) -> None:
@@ -23,7 +21,7 @@ def require(user: Any, permission: Permission) -> None:
         raise PermissionDenied
 
 
-def org_objects(user: Any, model: type[M]) -> models.QuerySet[M]:
+def org_objects[M: models.Model](user: Any, model: type[M]) -> models.QuerySet[M]:
     """All objects of ``model`` that belong to the user's organisation (none for outsiders)."""
     org_id = getattr(user, "organisation_id", None)
     if org_id is None or not user.can(Permission.VIEW):
@@ -31,7 +29,7 @@ def org_objects(user: Any, model: type[M]) -> models.QuerySet[M]:
     return model._default_manager.filter(organisation_id=org_id)
 
 
-def access_object(user: Any, source: type[M] | models.QuerySet[M], pk: Any) -> M:
+def access_object[M: models.Model](user: Any, source: type[M] | models.QuerySet[M], pk: Any) -> M:
     """The object with ``pk`` if it belongs to the user's organisation, else 404.
 
     ``source`` is a model or a queryset (for select_related); either is narrowed to the

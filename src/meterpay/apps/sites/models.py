@@ -27,21 +27,27 @@ class Site(OrgOwned):
         verbose_name = _("site")
         verbose_name_plural = _("sites")
         ordering = ["name"]
-        constraints = [models.UniqueConstraint(fields=["organisation", "name"], name="site_name_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "name"], name="site_name_unique")
+        ]
 
     def __str__(self) -> str:
         return self.name
 
 
 class Building(OrgOwned):
-    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="buildings", verbose_name=_("site"))
+    site = models.ForeignKey(
+        Site, on_delete=models.PROTECT, related_name="buildings", verbose_name=_("site")
+    )
     name = models.CharField(_("name"), max_length=120)
 
     class Meta:
         verbose_name = _("building")
         verbose_name_plural = _("buildings")
         ordering = ["site__name", "name"]
-        constraints = [models.UniqueConstraint(fields=["site", "name"], name="building_name_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["site", "name"], name="building_name_unique")
+        ]
 
     def __str__(self) -> str:
         return f"{self.site.name} / {self.name}"
@@ -58,7 +64,9 @@ class Floor(OrgOwned):
         verbose_name = _("floor")
         verbose_name_plural = _("floors")
         ordering = ["building_id", "level"]
-        constraints = [models.UniqueConstraint(fields=["building", "name"], name="floor_name_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["building", "name"], name="floor_name_unique")
+        ]
 
     def __str__(self) -> str:
         return f"{self.building} / {self.name}"
@@ -74,7 +82,9 @@ class Room(OrgOwned):
         OFFICE = "office", _("Office")
         PUBLIC_AREA = "public_area", _("Public area")
 
-    floor = models.ForeignKey(Floor, on_delete=models.PROTECT, related_name="rooms", verbose_name=_("floor"))
+    floor = models.ForeignKey(
+        Floor, on_delete=models.PROTECT, related_name="rooms", verbose_name=_("floor")
+    )
     number = models.CharField(_("number"), max_length=40)
     kind = models.CharField(_("type"), max_length=16, choices=Kind.choices)
     area_m2 = models.DecimalField(
@@ -88,10 +98,17 @@ class Room(OrgOwned):
     class Meta:
         verbose_name = _("room")
         verbose_name_plural = _("rooms")
-        ordering = ["floor__building__site__name", "floor__building__name", "floor__level", "number"]
+        ordering = [
+            "floor__building__site__name",
+            "floor__building__name",
+            "floor__level",
+            "number",
+        ]
         constraints = [
             models.UniqueConstraint(fields=["floor", "number"], name="room_number_unique"),
-            models.CheckConstraint(condition=models.Q(area_m2__gte=0), name="room_area_not_negative"),
+            models.CheckConstraint(
+                condition=models.Q(area_m2__gte=0), name="room_area_not_negative"
+            ),
         ]
 
     def __str__(self) -> str:

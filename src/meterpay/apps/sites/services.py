@@ -18,29 +18,49 @@ def _saved(obj, *, actor: object, action: str):  # type: ignore[no-untyped-def]
 
 
 @transaction.atomic
-def site_create(*, actor: object, organisation: Organisation, name: str, kind: str, address: str = "") -> Site:
-    return _saved(Site(organisation=organisation, name=name, kind=kind, address=address), actor=actor, action="site.create")
+def site_create(
+    *, actor: object, organisation: Organisation, name: str, kind: str, address: str = ""
+) -> Site:
+    return _saved(
+        Site(organisation=organisation, name=name, kind=kind, address=address),
+        actor=actor,
+        action="site.create",
+    )
 
 
 @transaction.atomic
 def building_create(*, actor: object, site: Site, name: str) -> Building:
-    return _saved(Building(organisation_id=site.organisation_id, site=site, name=name), actor=actor, action="building.create")
+    return _saved(
+        Building(organisation_id=site.organisation_id, site=site, name=name),
+        actor=actor,
+        action="building.create",
+    )
 
 
 @transaction.atomic
 def floor_create(*, actor: object, building: Building, name: str, level: int) -> Floor:
-    floor = Floor(organisation_id=building.organisation_id, building=building, name=name, level=level)
+    floor = Floor(
+        organisation_id=building.organisation_id, building=building, name=name, level=level
+    )
     return _saved(floor, actor=actor, action="floor.create")
 
 
 @transaction.atomic
 def room_create(*, actor: object, floor: Floor, number: str, kind: str, area_m2: Decimal) -> Room:
-    room = Room(organisation_id=floor.organisation_id, floor=floor, number=number, kind=kind, area_m2=area_m2)
+    room = Room(
+        organisation_id=floor.organisation_id,
+        floor=floor,
+        number=number,
+        kind=kind,
+        area_m2=area_m2,
+    )
     return _saved(room, actor=actor, action="room.create")
 
 
 @transaction.atomic
-def room_update(*, actor: object, room: Room, kind: str | None = None, area_m2: Decimal | None = None) -> Room:
+def room_update(
+    *, actor: object, room: Room, kind: str | None = None, area_m2: Decimal | None = None
+) -> Room:
     before = snapshot(room)
     if kind is not None:
         room.kind = kind
@@ -52,8 +72,15 @@ def room_update(*, actor: object, room: Room, kind: str | None = None, area_m2: 
     return room
 
 
-def floor_get_or_create(*, actor: object, organisation: Organisation, site_name: str, building_name: str,
-                        floor_name: str, level: int | None = None) -> Floor:
+def floor_get_or_create(
+    *,
+    actor: object,
+    organisation: Organisation,
+    site_name: str,
+    building_name: str,
+    floor_name: str,
+    level: int | None = None,
+) -> Floor:
     """Find the floor by names, creating site/building/floor as needed (used by imports)."""
     site = Site.objects.filter(organisation=organisation, name=site_name).first()
     if site is None:
@@ -63,5 +90,7 @@ def floor_get_or_create(*, actor: object, organisation: Organisation, site_name:
     )
     floor = Floor.objects.filter(building=building, name=floor_name).first()
     if floor is None:
-        floor = floor_create(actor=actor, building=building, name=floor_name, level=level if level is not None else 0)
+        floor = floor_create(
+            actor=actor, building=building, name=floor_name, level=level if level is not None else 0
+        )
     return floor

@@ -27,7 +27,9 @@ class User(AbstractUser):
         related_name="users",
         verbose_name=_("organisation"),
     )
-    role = models.CharField(_("role"), max_length=16, choices=RoleChoice.choices, default=Role.VIEWER)
+    role = models.CharField(
+        _("role"), max_length=16, choices=RoleChoice.choices, default=Role.VIEWER
+    )
     customer = models.ForeignKey(
         "customers.Customer",
         on_delete=models.PROTECT,
@@ -53,7 +55,11 @@ class User(AbstractUser):
         return self.organisation_id is not None and self.role != Role.TENANT
 
     def can(self, permission: Permission | str) -> bool:
-        return self.is_active and self.organisation_id is not None and role_allows(self.role, permission)
+        return (
+            self.is_active
+            and self.organisation_id is not None
+            and role_allows(self.role, permission)
+        )
 
 
 def hash_token(raw: str) -> str:

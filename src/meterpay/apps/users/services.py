@@ -20,10 +20,16 @@ class UserError(ValueError):
 
 @transaction.atomic
 def staff_user_create(
-    *, actor: object, organisation: Organisation, username: str, password: str, role: Role | str, email: str = "",
+    *,
+    actor: object,
+    organisation: Organisation,
+    username: str,
+    password: str,
+    role: Role | str,
+    email: str = "",
     password_hash: str | None = None,
 ) -> User:
-    """Create a staff user. ``password_hash`` (an already hashed password) skips the slow hashing."""
+    """Create a staff user; ``password_hash`` (already hashed) skips the slow hashing."""
     if Role(role) not in STAFF_ROLES:
         raise UserError(f"{role} is not a staff role")
     if User.objects.filter(username=username).exists():
@@ -37,7 +43,13 @@ def staff_user_create(
 
 @transaction.atomic
 def tenant_user_create(
-    *, actor: object, customer: object, username: str, password: str, email: str = "", password_hash: str | None = None
+    *,
+    actor: object,
+    customer: object,
+    username: str,
+    password: str,
+    email: str = "",
+    password_hash: str | None = None,
 ) -> User:
     if User.objects.filter(username=username).exists():
         raise UserError(f"user {username!r} exists already")
@@ -69,7 +81,9 @@ def user_role_set(*, actor: object, user: User, role: Role | str) -> User:
 def api_token_create(*, actor: object, user: User, name: str = "API token") -> tuple[ApiToken, str]:
     """Create a token; returns the model and the raw token, which is never stored."""
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(user=user, name=name[:100], prefix=raw[:10], key_hash=hash_token(raw))
+    token = ApiToken.objects.create(
+        user=user, name=name[:100], prefix=raw[:10], key_hash=hash_token(raw)
+    )
     audit_record(
         actor=actor,
         action="api_token.create",

@@ -34,15 +34,24 @@ def import_list(request: HttpRequest) -> HttpResponse:
             form.add_error("file", _("The file is larger than 5 MB."))
         else:
             batch = imports.import_preview(
-                actor=user, organisation=user.organisation, kind=form.cleaned_data["kind"],
-                filename=upload.name, content=upload.read(),
+                actor=user,
+                organisation=user.organisation,
+                kind=form.cleaned_data["kind"],
+                filename=upload.name,
+                content=upload.read(),
             )
             return redirect("console:import_detail", batch.pk)
     batches = org_objects(user, ImportBatch).select_related("uploaded_by").defer("content")
-    return render(request, "web/imports/list.html", {
-        "section": "imports", "form": form, "batches": page(request, batches, 20),
-        "columns": COLUMNS,
-    })
+    return render(
+        request,
+        "web/imports/list.html",
+        {
+            "section": "imports",
+            "form": form,
+            "batches": page(request, batches, 20),
+            "columns": COLUMNS,
+        },
+    )
 
 
 @staff_view(Permission.IMPORT_DATA)
@@ -58,7 +67,9 @@ def import_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
             if result.ok:
                 messages.success(request, _("Imported %(n)d rows.") % {"n": result.created})
             else:
-                messages.error(request, _("Nothing was imported: %(n)d problems.") % {"n": len(result.errors)})
+                messages.error(
+                    request, _("Nothing was imported: %(n)d problems.") % {"n": len(result.errors)}
+                )
         return redirect("console:import_detail", batch.pk)
     from meterpay.apps.imports.parsing import ImportFileError, read_rows
 
@@ -71,14 +82,25 @@ def import_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
         errors_by_row.setdefault(error["row"], []).append(error)
     columns = [c for c, _, _ in COLUMNS[batch.kind]]
     preview = [
-        {"number": r.number, "cells": [r.values.get(c, "") for c in columns], "errors": errors_by_row.get(r.number, []),
-         "bad_columns": {e["column"] for e in errors_by_row.get(r.number, [])}}
+        {
+            "number": r.number,
+            "cells": [r.values.get(c, "") for c in columns],
+            "errors": errors_by_row.get(r.number, []),
+            "bad_columns": {e["column"] for e in errors_by_row.get(r.number, [])},
+        }
         for r in rows
     ]
-    return render(request, "web/imports/detail.html", {
-        "section": "imports", "batch": batch, "columns": columns, "preview": preview,
-        "file_errors": errors_by_row.get(None, []),
-    })
+    return render(
+        request,
+        "web/imports/detail.html",
+        {
+            "section": "imports",
+            "batch": batch,
+            "columns": columns,
+            "preview": preview,
+            "file_errors": errors_by_row.get(None, []),
+        },
+    )
 
 
 @staff_view(Permission.IMPORT_DATA)
@@ -87,7 +109,8 @@ def import_template(request: HttpRequest, kind: str, fmt: str) -> HttpResponse:
         raise Http404
     if fmt == "xlsx":
         response = HttpResponse(
-            template_xlsx(kind), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            template_xlsx(kind),
+            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         )
     else:
         response = HttpResponse(template_csv(kind), content_type="text/csv; charset=utf-8")
@@ -102,7 +125,11 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     action = request.GET.get("action", "").strip()
     if action:
         events = events.filter(action__startswith=action)
-    return render(request, "web/audit/list.html", {"section": "audit", "events": page(request, events), "action": action})
+    return render(
+        request,
+        "web/audit/list.html",
+        {"section": "audit", "events": page(request, events), "action": action},
+    )
 
 
 @staff_view(Permission.MANAGE_OWN_TOKENS)
@@ -119,8 +146,13 @@ def token_list(request: HttpRequest) -> HttpResponse:
             messages.success(request, _("Token revoked."))
             return redirect("console:token_list")
         if form.is_valid():
-            _token, new_token = api_token_create(actor=user, user=user, name=form.cleaned_data["name"])
+            _token, new_token = api_token_create(
+                actor=user, user=user, name=form.cleaned_data["name"]
+            )
             form = TokenForm()
     tokens = ApiToken.objects.filter(user=user)
-    return render(request, "web/tokens/list.html",
-                  {"section": "tokens", "form": form, "tokens": tokens, "new_token": new_token})
+    return render(
+        request,
+        "web/tokens/list.html",
+        {"section": "tokens", "form": form, "tokens": tokens, "new_token": new_token},
+    )

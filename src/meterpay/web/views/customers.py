@@ -20,15 +20,26 @@ from meterpay.web.views.base import deny, page, querystring_without_page, staff_
 @staff_view()
 def customer_list(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
-    customers = org_objects(user, Customer).annotate(account_count=Count("accounts")).order_by("name", "id").order_by("name", "id")
+    customers = (
+        org_objects(user, Customer)
+        .annotate(account_count=Count("accounts"))
+        .order_by("name", "id")
+        .order_by("name", "id")
+    )
     q = request.GET.get("q", "").strip()
     if q:
-        customers = customers.filter(Q(name__icontains=q) | Q(phone__icontains=q) | Q(email__icontains=q))
+        customers = customers.filter(
+            Q(name__icontains=q) | Q(phone__icontains=q) | Q(email__icontains=q)
+        )
     return render(
         request,
         "web/customers/list.html",
-        {"section": "customers", "customers": page(request, customers), "q": q,
-         "query": querystring_without_page(request)},
+        {
+            "section": "customers",
+            "customers": page(request, customers),
+            "q": q,
+            "query": querystring_without_page(request),
+        },
     )
 
 
@@ -38,7 +49,9 @@ def customer_create(request: HttpRequest) -> HttpResponse:
     form = CustomerForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            customer = services.customer_create(actor=user, organisation=user.organisation, **form.cleaned_data)
+            customer = services.customer_create(
+                actor=user, organisation=user.organisation, **form.cleaned_data
+            )
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
@@ -56,7 +69,9 @@ def customer_detail(request: HttpRequest, customer_id: int) -> HttpResponse:
         if not user.can(Permission.MANAGE_CUSTOMERS):
             deny()
         if form.is_valid():
-            services.customer_update(actor=user, customer=Customer.objects.get(pk=customer.pk), **form.cleaned_data)
+            services.customer_update(
+                actor=user, customer=Customer.objects.get(pk=customer.pk), **form.cleaned_data
+            )
             messages.success(request, _("Saved."))
             return redirect("console:customer_detail", customer.pk)
     accounts = Account.objects.filter(customer=customer).prefetch_related("rooms__floor__building")
@@ -70,7 +85,11 @@ def customer_detail(request: HttpRequest, customer_id: int) -> HttpResponse:
 @staff_view()
 def account_list(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
-    accounts = org_objects(user, Account).select_related("customer").prefetch_related("rooms__floor__building")
+    accounts = (
+        org_objects(user, Account)
+        .select_related("customer")
+        .prefetch_related("rooms__floor__building")
+    )
     status = request.GET.get("status", "")
     mode = request.GET.get("billing_mode", "")
     q = request.GET.get("q", "").strip()
@@ -84,8 +103,13 @@ def account_list(request: HttpRequest) -> HttpResponse:
         request,
         "web/accounts/list.html",
         {
-            "section": "accounts", "accounts": page(request, accounts), "status": status, "mode": mode, "q": q,
-            "statuses": Account.Status.choices, "modes": Account.BillingMode.choices,
+            "section": "accounts",
+            "accounts": page(request, accounts),
+            "status": status,
+            "mode": mode,
+            "q": q,
+            "statuses": Account.Status.choices,
+            "modes": Account.BillingMode.choices,
             "query": querystring_without_page(request),
         },
     )

@@ -20,7 +20,9 @@ from meterpay.web.views.base import deny, page, querystring_without_page, staff_
 @staff_view()
 def meter_list(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
-    meters = org_objects(user, Meter).select_related("gateway", "room__floor__building", "account__customer")
+    meters = org_objects(user, Meter).select_related(
+        "gateway", "room__floor__building", "account__customer"
+    )
     kind = request.GET.get("kind", "")
     installed = request.GET.get("installed", "yes")
     q = request.GET.get("q", "").strip()
@@ -31,12 +33,21 @@ def meter_list(request: HttpRequest) -> HttpResponse:
     elif installed == "no":
         meters = meters.filter(removed_on__isnull=False)
     if q:
-        meters = meters.filter(Q(address__icontains=q) | Q(serial_number__icontains=q) | Q(room__number__icontains=q))
+        meters = meters.filter(
+            Q(address__icontains=q) | Q(serial_number__icontains=q) | Q(room__number__icontains=q)
+        )
     return render(
         request,
         "web/meters/list.html",
-        {"section": "meters", "meters": page(request, meters), "kind": kind, "installed": installed, "q": q,
-         "kinds": Meter.Kind.choices, "query": querystring_without_page(request)},
+        {
+            "section": "meters",
+            "meters": page(request, meters),
+            "kind": kind,
+            "installed": installed,
+            "q": q,
+            "kinds": Meter.Kind.choices,
+            "query": querystring_without_page(request),
+        },
     )
 
 
@@ -46,22 +57,29 @@ def meter_create(request: HttpRequest) -> HttpResponse:
     form = MeterForm(request.POST or None, user=user)
     if request.method == "POST" and form.is_valid():
         try:
-            meter = services.meter_create(actor=user, organisation=user.organisation, **form.cleaned_data)
+            meter = services.meter_create(
+                actor=user, organisation=user.organisation, **form.cleaned_data
+            )
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
                 form.add_error(field if field in form.fields else None, errors)
         else:
             messages.success(request, _("Meter %(address)s added.") % {"address": meter.address})
             return redirect("console:meter_detail", meter.pk)
-    return render(request, "web/form_page.html", {"section": "meters", "form": form, "title": _("Add meter")})
+    return render(
+        request, "web/form_page.html", {"section": "meters", "form": form, "title": _("Add meter")}
+    )
 
 
 @staff_view()
 def meter_detail(request: HttpRequest, meter_id: int) -> HttpResponse:
     user: Any = request.user
     meter = access_object(
-        user, Meter.objects.select_related("gateway", "room__floor__building__site", "account__customer",
-                                           "replaced_by"), meter_id
+        user,
+        Meter.objects.select_related(
+            "gateway", "room__floor__building__site", "account__customer", "replaced_by"
+        ),
+        meter_id,
     )
     form = MeterReplaceForm(request.POST or None)
     if request.method == "POST":
@@ -73,12 +91,16 @@ def meter_detail(request: HttpRequest, meter_id: int) -> HttpResponse:
             except ValidationError as exc:
                 messages.error(request, "; ".join(exc.messages))
             else:
-                messages.success(request, _("Meter replaced; the account carries on with %(address)s.")
-                                 % {"address": new.address})
+                messages.success(
+                    request,
+                    _("Meter replaced; the account carries on with %(address)s.")
+                    % {"address": new.address},
+                )
                 return redirect("console:meter_detail", new.pk)
     replaces = getattr(meter, "replaces", None) if hasattr(meter, "replaces") else None
     return render(
-        request, "web/meters/detail.html",
+        request,
+        "web/meters/detail.html",
         {"section": "meters", "meter": meter, "replace_form": form, "replaces": replaces},
     )
 
@@ -86,10 +108,18 @@ def meter_detail(request: HttpRequest, meter_id: int) -> HttpResponse:
 @staff_view()
 def gateway_list(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
-    gateways = org_objects(user, Gateway).select_related("site").annotate(
-        meter_count=Count("meters", filter=Q(meters__removed_on__isnull=True))
-    ).order_by("identifier").order_by("identifier")
-    return render(request, "web/meters/gateways.html", {"section": "gateways", "gateways": page(request, gateways)})
+    gateways = (
+        org_objects(user, Gateway)
+        .select_related("site")
+        .annotate(meter_count=Count("meters", filter=Q(meters__removed_on__isnull=True)))
+        .order_by("identifier")
+        .order_by("identifier")
+    )
+    return render(
+        request,
+        "web/meters/gateways.html",
+        {"section": "gateways", "gateways": page(request, gateways)},
+    )
 
 
 @staff_view(Permission.MANAGE_METERS)
@@ -105,13 +135,22 @@ def gateway_create(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, _("Gateway %(id)s added.") % {"id": gateway.identifier})
             return redirect("console:gateway_detail", gateway.pk)
-    return render(request, "web/form_page.html", {"section": "gateways", "form": form, "title": _("Add gateway")})
+    return render(
+        request,
+        "web/form_page.html",
+        {"section": "gateways", "form": form, "title": _("Add gateway")},
+    )
 
 
 @staff_view()
 def gateway_detail(request: HttpRequest, gateway_id: int) -> HttpResponse:
     user: Any = request.user
     gateway = access_object(user, Gateway.objects.select_related("site"), gateway_id)
-    meters = gateway.meters.filter(removed_on__isnull=True).select_related("room__floor__building", "account")
-    return render(request, "web/meters/gateway_detail.html",
-                  {"section": "gateways", "gateway": gateway, "meters": meters})
+    meters = gateway.meters.filter(removed_on__isnull=True).select_related(
+        "room__floor__building", "account"
+    )
+    return render(
+        request,
+        "web/meters/gateway_detail.html",
+        {"section": "gateways", "gateway": gateway, "meters": meters},
+    )

@@ -24,4 +24,6 @@ def portal_home(request: HttpRequest) -> HttpResponse:
         .prefetch_related("rooms__floor__building__site", "meters")
         .order_by("status", "number")
     )
-    return render(request, "web/portal/home.html", {"customer": user.customer, "accounts": accounts})
+    return render(
+        request, "web/portal/home.html", {"customer": user.customer, "accounts": accounts}
+    )

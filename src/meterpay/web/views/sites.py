@@ -11,7 +11,12 @@ from django.utils.translation import gettext as _
 
 from meterpay.apps.audit.models import AuditEvent
 from meterpay.apps.customers.models import Account, Customer
-from meterpay.apps.customers.selectors import ROOM_STATUSES, room_status_counts, rooms_filtered, rooms_with_status
+from meterpay.apps.customers.selectors import (
+    ROOM_STATUSES,
+    room_status_counts,
+    rooms_filtered,
+    rooms_with_status,
+)
 from meterpay.apps.meters.models import Gateway, Meter
 from meterpay.apps.organisations.access import access_object, org_objects
 from meterpay.apps.sites import services
@@ -25,7 +30,9 @@ from meterpay.web.views.base import is_htmx, page, querystring_without_page, sta
 def home(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
     accounts = org_objects(user, Account)
-    status_counts = {row["status"]: row["n"] for row in accounts.values("status").annotate(n=Count("id"))}
+    status_counts = {
+        row["status"]: row["n"] for row in accounts.values("status").annotate(n=Count("id"))
+    }
     context = {
         "section": "home",
         "counts": {
@@ -35,7 +42,9 @@ def home(request: HttpRequest) -> HttpResponse:
             "meters": org_objects(user, Meter).filter(removed_on__isnull=True).count(),
             "gateways": org_objects(user, Gateway).count(),
         },
-        "account_statuses": [(value, label, status_counts.get(value, 0)) for value, label in Account.Status.choices],
+        "account_statuses": [
+            (value, label, status_counts.get(value, 0)) for value, label in Account.Status.choices
+        ],
         "room_counts": room_status_counts(rooms_with_status(user)),
         "recent_events": org_objects(user, AuditEvent).select_related("actor")[:8]
         if user.can(Permission.VIEW_AUDIT)
@@ -48,7 +57,11 @@ def home(request: HttpRequest) -> HttpResponse:
 def site_tree(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
     floors = org_objects(user, Floor).annotate(room_count=Count("rooms")).order_by("level")
-    buildings = org_objects(user, Building).prefetch_related(Prefetch("floors", queryset=floors)).order_by("name")
+    buildings = (
+        org_objects(user, Building)
+        .prefetch_related(Prefetch("floors", queryset=floors))
+        .order_by("name")
+    )
     sites = org_objects(user, Site).prefetch_related(Prefetch("buildings", queryset=buildings))
     forms = None
     if user.can(Permission.MANAGE_SITES):
@@ -58,7 +71,9 @@ def site_tree(request: HttpRequest) -> HttpResponse:
             "floor": FloorForm(prefix="floor", user=user),
             "room": RoomForm(prefix="room", user=user),
         }
-    return render(request, "web/sites/tree.html", {"section": "sites", "sites": sites, "forms": forms})
+    return render(
+        request, "web/sites/tree.html", {"section": "sites", "sites": sites, "forms": forms}
+    )
 
 
 @staff_view(Permission.MANAGE_SITES)
@@ -70,7 +85,9 @@ def site_add(request: HttpRequest, what: str) -> HttpResponse:
         if what == "site":
             form: Any = SiteForm(request.POST, prefix="site")
             if form.is_valid():
-                services.site_create(actor=user, organisation=user.organisation, **form.cleaned_data)
+                services.site_create(
+                    actor=user, organisation=user.organisation, **form.cleaned_data
+                )
         elif what == "building":
             form = BuildingForm(request.POST, prefix="building", user=user)
             if form.is_valid():
@@ -107,12 +124,14 @@ def room_grid(request: HttpRequest) -> HttpResponse:
         "params": params,
         "query": querystring_without_page(request),
         "sites": org_objects(user, Site),
-        "buildings": org_objects(user, Building).select_related("site").filter(
-            **({"site_id": params["site"]} if params.get("site", "").isdigit() else {})
-        ),
+        "buildings": org_objects(user, Building)
+        .select_related("site")
+        .filter(**({"site_id": params["site"]} if params.get("site", "").isdigit() else {})),
         "floors": org_objects(user, Floor).filter(
             **({"building_id": params["building"]} if params.get("building", "").isdigit() else {})
-        ) if params.get("building") else [],
+        )
+        if params.get("building")
+        else [],
         "kinds": Room.Kind.choices,
         "statuses": [(s, _status_label(s)) for s in ROOM_STATUSES],
     }

@@ -59,16 +59,29 @@ def account_wizard(request: HttpRequest) -> HttpResponse:
     if request.GET.get("restart"):
         request.session.pop(WIZARD_KEY, None)
     state = _state(request)
-    room = access_object(user, rooms_with_status(user), state["room"]) if state.get("room") else None
+    room = (
+        access_object(user, rooms_with_status(user), state["room"]) if state.get("room") else None
+    )
     customer = access_object(user, Customer, state["customer"]) if state.get("customer") else None
     if step != "room" and room is None:
         return _go("room")
     if step in ("meters", "billing", "confirm") and customer is None:
         return _go("customer")
-    context: dict[str, Any] = {"section": "accounts", "step": step, "steps": STEPS, "room": room,
-                               "customer": customer, "state": state}
-    handler = {"room": _room_step, "customer": _customer_step, "meters": _meters_step,
-               "billing": _billing_step, "confirm": _confirm_step}.get(step, _room_step)
+    context: dict[str, Any] = {
+        "section": "accounts",
+        "step": step,
+        "steps": STEPS,
+        "room": room,
+        "customer": customer,
+        "state": state,
+    }
+    handler = {
+        "room": _room_step,
+        "customer": _customer_step,
+        "meters": _meters_step,
+        "billing": _billing_step,
+        "confirm": _confirm_step,
+    }.get(step, _room_step)
     return handler(request, user, context)
 
 
@@ -76,7 +89,9 @@ def _room_step(request: HttpRequest, user: Any, context: dict[str, Any]) -> Http
     if request.method == "POST":
         room = access_object(user, rooms_with_status(user), request.POST.get("room"))
         if room.occupancy != "vacant":
-            messages.error(request, _("Room %(room)s already has an account.") % {"room": room.number})
+            messages.error(
+                request, _("Room %(room)s already has an account.") % {"room": room.number}
+            )
         else:
             _save(request, room=room.pk, meters=[])
             return _go("customer")
@@ -96,7 +111,9 @@ def _customer_step(request: HttpRequest, user: Any, context: dict[str, Any]) -> 
             _save(request, customer=customer.pk)
             return _go("meters")
         if user.can(Permission.MANAGE_CUSTOMERS) and form.is_valid():
-            customer = services.customer_create(actor=user, organisation=user.organisation, **form.cleaned_data)
+            customer = services.customer_create(
+                actor=user, organisation=user.organisation, **form.cleaned_data
+            )
             _save(request, customer=customer.pk)
             return _go("meters")
     q = request.GET.get("q", "").strip()
@@ -118,7 +135,9 @@ def _meters_step(request: HttpRequest, user: Any, context: dict[str, Any]) -> Ht
         valid = set(available.filter(pk__in=chosen).values_list("pk", flat=True))
         _save(request, meters=sorted(valid))
         return _go("billing")
-    context.update({"available_meters": available, "chosen": set(context["state"].get("meters", []))})
+    context.update(
+        {"available_meters": available, "chosen": set(context["state"].get("meters", []))}
+    )
     return render(request, "web/accounts/wizard.html", context)
 
 
@@ -126,14 +145,20 @@ def _billing_step(request: HttpRequest, user: Any, context: dict[str, Any]) -> H
     state = context["state"]
     form = WizardBillingForm(
         request.POST or None,
-        initial={"billing_mode": state.get("billing_mode", "prepaid"),
-                 "billing_side": state.get("billing_side", "platform"),
-                 "move_in_on": state.get("move_in_on")},
+        initial={
+            "billing_mode": state.get("billing_mode", "prepaid"),
+            "billing_side": state.get("billing_side", "platform"),
+            "move_in_on": state.get("move_in_on"),
+        },
     )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        _save(request, billing_mode=data["billing_mode"], billing_side=data["billing_side"],
-              move_in_on=data["move_in_on"].isoformat() if data["move_in_on"] else None)
+        _save(
+            request,
+            billing_mode=data["billing_mode"],
+            billing_side=data["billing_side"],
+            move_in_on=data["move_in_on"].isoformat() if data["move_in_on"] else None,
+        )
         return _go("confirm")
     context["form"] = form
     return render(request, "web/accounts/wizard.html", context)
@@ -147,8 +172,12 @@ def _confirm_step(request: HttpRequest, user: Any, context: dict[str, Any]) -> H
     if request.method == "POST":
         try:
             account = services.account_open_new(
-                actor=user, customer=context["customer"], rooms=[context["room"]], meters=meters,
-                billing_mode=state["billing_mode"], billing_side=state["billing_side"],
+                actor=user,
+                customer=context["customer"],
+                rooms=[context["room"]],
+                meters=meters,
+                billing_mode=state["billing_mode"],
+                billing_side=state["billing_side"],
                 move_in_on=parse_date(state["move_in_on"]) if state.get("move_in_on") else None,
             )
         except ValidationError as exc:

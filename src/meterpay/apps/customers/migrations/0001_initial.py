@@ -5,71 +5,179 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('organisations', '0001_initial'),
-        ('sites', '0001_initial'),
+        ("organisations", "0001_initial"),
+        ("sites", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Customer',
+            name="Customer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('person', 'Person'), ('company', 'Company')], default='person', max_length=8, verbose_name='kind')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('phone', models.CharField(blank=True, max_length=32, verbose_name='phone')),
-                ('email', models.EmailField(blank=True, max_length=254, verbose_name='e-mail')),
-                ('notes', models.TextField(blank=True, verbose_name='notes')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('organisation', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='organisations.organisation', verbose_name='organisation')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("person", "Person"), ("company", "Company")],
+                        default="person",
+                        max_length=8,
+                        verbose_name="kind",
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                ("phone", models.CharField(blank=True, max_length=32, verbose_name="phone")),
+                ("email", models.EmailField(blank=True, max_length=254, verbose_name="e-mail")),
+                ("notes", models.TextField(blank=True, verbose_name="notes")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="organisations.organisation",
+                        verbose_name="organisation",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'customer',
-                'verbose_name_plural': 'customers',
-                'ordering': ['name', 'id'],
+                "verbose_name": "customer",
+                "verbose_name_plural": "customers",
+                "ordering": ["name", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Account',
+            name="Account",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(max_length=20, verbose_name='account number')),
-                ('billing_mode', models.CharField(choices=[('prepaid', 'Prepaid'), ('postpaid', 'Postpaid')], default='prepaid', max_length=8, verbose_name='billing mode')),
-                ('billing_side', models.CharField(choices=[('platform', 'Platform-side'), ('meter', 'Meter-side')], default='platform', max_length=8, verbose_name='billing side')),
-                ('status', models.CharField(choices=[('pre-set', 'Pre-set'), ('open', 'Open'), ('suspended', 'Suspended'), ('closed', 'Closed')], default='pre-set', max_length=10, verbose_name='status')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('opened_at', models.DateTimeField(blank=True, null=True, verbose_name='opened at')),
-                ('suspended_at', models.DateTimeField(blank=True, null=True, verbose_name='suspended at')),
-                ('closed_at', models.DateTimeField(blank=True, null=True, verbose_name='closed at')),
-                ('move_in_on', models.DateField(blank=True, null=True, verbose_name='move-in date')),
-                ('move_out_on', models.DateField(blank=True, null=True, verbose_name='move-out date')),
-                ('organisation', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='organisations.organisation', verbose_name='organisation')),
-                ('rooms', models.ManyToManyField(related_name='accounts', to='sites.room', verbose_name='rooms')),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='accounts', to='customers.customer', verbose_name='customer')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.CharField(max_length=20, verbose_name="account number")),
+                (
+                    "billing_mode",
+                    models.CharField(
+                        choices=[("prepaid", "Prepaid"), ("postpaid", "Postpaid")],
+                        default="prepaid",
+                        max_length=8,
+                        verbose_name="billing mode",
+                    ),
+                ),
+                (
+                    "billing_side",
+                    models.CharField(
+                        choices=[("platform", "Platform-side"), ("meter", "Meter-side")],
+                        default="platform",
+                        max_length=8,
+                        verbose_name="billing side",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pre-set", "Pre-set"),
+                            ("open", "Open"),
+                            ("suspended", "Suspended"),
+                            ("closed", "Closed"),
+                        ],
+                        default="pre-set",
+                        max_length=10,
+                        verbose_name="status",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                (
+                    "opened_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="opened at"),
+                ),
+                (
+                    "suspended_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="suspended at"),
+                ),
+                (
+                    "closed_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="closed at"),
+                ),
+                (
+                    "move_in_on",
+                    models.DateField(blank=True, null=True, verbose_name="move-in date"),
+                ),
+                (
+                    "move_out_on",
+                    models.DateField(blank=True, null=True, verbose_name="move-out date"),
+                ),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="organisations.organisation",
+                        verbose_name="organisation",
+                    ),
+                ),
+                (
+                    "rooms",
+                    models.ManyToManyField(
+                        related_name="accounts", to="sites.room", verbose_name="rooms"
+                    ),
+                ),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="accounts",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'account',
-                'verbose_name_plural': 'accounts',
-                'ordering': ['number'],
+                "verbose_name": "account",
+                "verbose_name_plural": "accounts",
+                "ordering": ["number"],
             },
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=models.Index(fields=['organisation', 'name'], name='customers_c_organis_3cde39_idx'),
+            model_name="customer",
+            index=models.Index(
+                fields=["organisation", "name"], name="customers_c_organis_3cde39_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.UniqueConstraint(fields=('organisation', 'number'), name='account_number_unique'),
+            model_name="account",
+            constraint=models.UniqueConstraint(
+                fields=("organisation", "number"), name="account_number_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'open'), _negated=True), ('opened_at__isnull', False), _connector='OR'), name='open_account_has_opened_at'),
+            model_name="account",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status", "open"), _negated=True),
+                    ("opened_at__isnull", False),
+                    _connector="OR",
+                ),
+                name="open_account_has_opened_at",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'closed'), _negated=True), ('closed_at__isnull', False), _connector='OR'), name='closed_account_has_closed_at'),
+            model_name="account",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status", "closed"), _negated=True),
+                    ("closed_at__isnull", False),
+                    _connector="OR",
+                ),
+                name="closed_account_has_closed_at",
+            ),
         ),
     ]

@@ -5,32 +5,66 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('organisations', '0001_initial'),
+        ("organisations", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ImportBatch',
+            name="ImportBatch",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('rooms', 'Rooms'), ('customers', 'Customers'), ('meters', 'Meters')], max_length=10, verbose_name='kind')),
-                ('filename', models.CharField(max_length=255, verbose_name='file name')),
-                ('content', models.BinaryField()),
-                ('status', models.CharField(choices=[('previewed', 'Previewed'), ('committed', 'Committed')], default='previewed', max_length=10, verbose_name='status')),
-                ('row_count', models.PositiveIntegerField(default=0, verbose_name='rows')),
-                ('errors', models.JSONField(default=list, verbose_name='errors')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('committed_at', models.DateTimeField(blank=True, null=True, verbose_name='committed at')),
-                ('organisation', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='organisations.organisation', verbose_name='organisation')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("rooms", "Rooms"),
+                            ("customers", "Customers"),
+                            ("meters", "Meters"),
+                        ],
+                        max_length=10,
+                        verbose_name="kind",
+                    ),
+                ),
+                ("filename", models.CharField(max_length=255, verbose_name="file name")),
+                ("content", models.BinaryField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("previewed", "Previewed"), ("committed", "Committed")],
+                        default="previewed",
+                        max_length=10,
+                        verbose_name="status",
+                    ),
+                ),
+                ("row_count", models.PositiveIntegerField(default=0, verbose_name="rows")),
+                ("errors", models.JSONField(default=list, verbose_name="errors")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                (
+                    "committed_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="committed at"),
+                ),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="organisations.organisation",
+                        verbose_name="organisation",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'import',
-                'verbose_name_plural': 'imports',
-                'ordering': ['-created_at'],
+                "verbose_name": "import",
+                "verbose_name_plural": "imports",
+                "ordering": ["-created_at"],
             },
         ),
     ]

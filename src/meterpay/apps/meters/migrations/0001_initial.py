@@ -6,57 +6,214 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('customers', '0001_initial'),
-        ('organisations', '0001_initial'),
-        ('sites', '0001_initial'),
+        ("customers", "0001_initial"),
+        ("organisations", "0001_initial"),
+        ("sites", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Gateway',
+            name="Gateway",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('identifier', models.CharField(help_text='The ID the gateway registers with.', max_length=64, unique=True, verbose_name='identifier')),
-                ('kind', models.CharField(choices=[('dtu_4g', '4G DTU'), ('serial_server', 'Serial server'), ('mqtt', 'MQTT gateway')], max_length=16, verbose_name='kind')),
-                ('protocol', models.CharField(choices=[('dlt645', 'DL/T 645-2007'), ('modbus', 'Modbus-RTU'), ('cjt188', 'CJ/T 188-2004')], max_length=8, verbose_name='protocol')),
-                ('name', models.CharField(blank=True, max_length=120, verbose_name='name')),
-                ('last_seen_at', models.DateTimeField(blank=True, null=True, verbose_name='last seen at')),
-                ('organisation', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='organisations.organisation', verbose_name='organisation')),
-                ('site', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='gateways', to='sites.site', verbose_name='site')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "identifier",
+                    models.CharField(
+                        help_text="The ID the gateway registers with.",
+                        max_length=64,
+                        unique=True,
+                        verbose_name="identifier",
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("dtu_4g", "4G DTU"),
+                            ("serial_server", "Serial server"),
+                            ("mqtt", "MQTT gateway"),
+                        ],
+                        max_length=16,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "protocol",
+                    models.CharField(
+                        choices=[
+                            ("dlt645", "DL/T 645-2007"),
+                            ("modbus", "Modbus-RTU"),
+                            ("cjt188", "CJ/T 188-2004"),
+                        ],
+                        max_length=8,
+                        verbose_name="protocol",
+                    ),
+                ),
+                ("name", models.CharField(blank=True, max_length=120, verbose_name="name")),
+                (
+                    "last_seen_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last seen at"),
+                ),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="organisations.organisation",
+                        verbose_name="organisation",
+                    ),
+                ),
+                (
+                    "site",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="gateways",
+                        to="sites.site",
+                        verbose_name="site",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'gateway',
-                'verbose_name_plural': 'gateways',
-                'ordering': ['identifier'],
+                "verbose_name": "gateway",
+                "verbose_name_plural": "gateways",
+                "ordering": ["identifier"],
             },
         ),
         migrations.CreateModel(
-            name='Meter',
+            name="Meter",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('electricity_1p', 'Electricity, single-phase'), ('electricity_3p', 'Electricity, three-phase'), ('water', 'Water')], max_length=16, verbose_name='kind')),
-                ('model', models.CharField(blank=True, max_length=60, verbose_name='model')),
-                ('address', models.CharField(help_text='Bus address: 12 digits (DL/T 645), 14 (CJ/T 188), unit id (Modbus).', max_length=20, verbose_name='address')),
-                ('serial_number', models.CharField(blank=True, max_length=40, verbose_name='serial number')),
-                ('protocol', models.CharField(choices=[('dlt645', 'DL/T 645-2007'), ('modbus', 'Modbus-RTU'), ('cjt188', 'CJ/T 188-2004')], max_length=8, verbose_name='protocol')),
-                ('multiplier', models.PositiveIntegerField(default=1, validators=[django.core.validators.MinValueValidator(1)], verbose_name='CT ratio / multiplier')),
-                ('installed_on', models.DateField(blank=True, null=True, verbose_name='installed on')),
-                ('removed_on', models.DateField(blank=True, null=True, verbose_name='removed on')),
-                ('account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='meters', to='customers.account', verbose_name='account')),
-                ('gateway', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='meters', to='meters.gateway', verbose_name='gateway')),
-                ('organisation', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='organisations.organisation', verbose_name='organisation')),
-                ('replaced_by', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='replaces', to='meters.meter', verbose_name='replaced by')),
-                ('room', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='meters', to='sites.room', verbose_name='room')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("electricity_1p", "Electricity, single-phase"),
+                            ("electricity_3p", "Electricity, three-phase"),
+                            ("water", "Water"),
+                        ],
+                        max_length=16,
+                        verbose_name="kind",
+                    ),
+                ),
+                ("model", models.CharField(blank=True, max_length=60, verbose_name="model")),
+                (
+                    "address",
+                    models.CharField(
+                        help_text="Bus address: 12 digits (DL/T 645), 14 (CJ/T 188), unit id (Modbus).",
+                        max_length=20,
+                        verbose_name="address",
+                    ),
+                ),
+                (
+                    "serial_number",
+                    models.CharField(blank=True, max_length=40, verbose_name="serial number"),
+                ),
+                (
+                    "protocol",
+                    models.CharField(
+                        choices=[
+                            ("dlt645", "DL/T 645-2007"),
+                            ("modbus", "Modbus-RTU"),
+                            ("cjt188", "CJ/T 188-2004"),
+                        ],
+                        max_length=8,
+                        verbose_name="protocol",
+                    ),
+                ),
+                (
+                    "multiplier",
+                    models.PositiveIntegerField(
+                        default=1,
+                        validators=[django.core.validators.MinValueValidator(1)],
+                        verbose_name="CT ratio / multiplier",
+                    ),
+                ),
+                (
+                    "installed_on",
+                    models.DateField(blank=True, null=True, verbose_name="installed on"),
+                ),
+                ("removed_on", models.DateField(blank=True, null=True, verbose_name="removed on")),
+                (
+                    "account",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="meters",
+                        to="customers.account",
+                        verbose_name="account",
+                    ),
+                ),
+                (
+                    "gateway",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="meters",
+                        to="meters.gateway",
+                        verbose_name="gateway",
+                    ),
+                ),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="organisations.organisation",
+                        verbose_name="organisation",
+                    ),
+                ),
+                (
+                    "replaced_by",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="replaces",
+                        to="meters.meter",
+                        verbose_name="replaced by",
+                    ),
+                ),
+                (
+                    "room",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="meters",
+                        to="sites.room",
+                        verbose_name="room",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'meter',
-                'verbose_name_plural': 'meters',
-                'ordering': ['address'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('removed_on__isnull', True)), fields=('gateway', 'protocol', 'address'), name='active_meter_address_unique_on_bus'), models.CheckConstraint(condition=models.Q(('multiplier__gte', 1)), name='meter_multiplier_positive')],
+                "verbose_name": "meter",
+                "verbose_name_plural": "meters",
+                "ordering": ["address"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("removed_on__isnull", True)),
+                        fields=("gateway", "protocol", "address"),
+                        name="active_meter_address_unique_on_bus",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("multiplier__gte", 1)), name="meter_multiplier_positive"
+                    ),
+                ],
             },
         ),
     ]

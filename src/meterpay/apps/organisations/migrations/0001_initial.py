@@ -4,27 +4,38 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Organisation',
+            name="Organisation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, unique=True, verbose_name='name')),
-                ('slug', models.SlugField(max_length=60, unique=True, verbose_name='slug')),
-                ('currency', models.CharField(default='CNY', max_length=3, verbose_name='currency')),
-                ('timezone', models.CharField(default='Asia/Shanghai', max_length=64, verbose_name='time zone')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, unique=True, verbose_name="name")),
+                ("slug", models.SlugField(max_length=60, unique=True, verbose_name="slug")),
+                (
+                    "currency",
+                    models.CharField(default="CNY", max_length=3, verbose_name="currency"),
+                ),
+                (
+                    "timezone",
+                    models.CharField(
+                        default="Asia/Shanghai", max_length=64, verbose_name="time zone"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
             ],
             options={
-                'verbose_name': 'organisation',
-                'verbose_name_plural': 'organisations',
-                'ordering': ['name'],
+                "verbose_name": "organisation",
+                "verbose_name_plural": "organisations",
+                "ordering": ["name"],
             },
         ),
     ]

@@ -1,4 +1,5 @@
-"""``meterpay demo``: migrate, seed the demo organisation, then run the web server and the job worker.
+"""``meterpay demo``: migrate, seed the demo organisation, then run the web server,
+the job worker, the meter gateway and the simulated meters.
 
 One process tree, stopped together with Ctrl-C. The meter gateway and simulated meters join
 it when they exist (``DEMO_PROCESSES``).
@@ -38,24 +39,42 @@ class Command(BaseCommand):
         if not demo_exists():
             self.stdout.write("Creating the demo organisation…")
             summary = seed_demo()
-            self.stdout.write(f"  {summary.rooms} rooms, {summary.meters} meters, {summary.accounts} accounts")
+            self.stdout.write(
+                f"  {summary.rooms} rooms, {summary.meters} meters, {summary.accounts} accounts"
+            )
         if options["setup_only"]:
             return
         host, port = options["host"], options["port"]
         processes = {
-            "web": ["gunicorn", "meterpay.wsgi", "--bind", f"{host}:{port}", "--workers", "2", "--threads", "4",
-                    "--access-logfile", "-", "--log-level", "warning"],
+            "web": [
+                os.path.join(os.path.dirname(sys.executable), "gunicorn"),
+                "meterpay.wsgi",
+                "--bind",
+                f"{host}:{port}",
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "--access-logfile",
+                "-",
+                "--log-level",
+                "warning",
+            ],
             "worker": _meterpay("run_huey", "--workers", "2"),
         }
         children: dict[str, subprocess.Popen[bytes]] = {}
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "meterpay.settings"}
         for name, command in processes.items():
-            if name == "web":
-                command = [os.path.join(os.path.dirname(sys.executable), "gunicorn"), *command[1:]]
-            children[name] = subprocess.Popen(command, env=env)
-        url = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}/"
+            # Our own interpreter's tools, with arguments we built: no shell, no user input.
+            children[name] = subprocess.Popen(command, env=env)  # noqa: S603
+        shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host  # noqa: S104
+        url = f"http://{shown_host}:{port}/"
         self.stdout.write("")
-        self.stdout.write(self.style.SUCCESS(f"meterpay demo is running at {url}  (ready in {time.monotonic() - started:.0f} s)"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"meterpay demo is running at {url}  (ready in {time.monotonic() - started:.0f} s)"
+            )
+        )
         self.stdout.write(f"  database: {settings.DATABASES['default']['NAME']}")
         self.stdout.write("  logins (username / password):")
         for username, password in demo_logins():
@@ -77,7 +96,9 @@ class Command(BaseCommand):
             while not stopping:
                 for name, child in children.items():
                     if child.poll() is not None:
-                        self.stderr.write(f"{name} stopped with exit code {child.returncode}; stopping the demo.")
+                        self.stderr.write(
+                            f"{name} stopped with exit code {child.returncode}; stopping the demo."
+                        )
                         stopping = True
                 time.sleep(0.5)
         finally:

@@ -16,8 +16,8 @@ class Command(BaseCommand):
         else:
             summary = seed_demo()
             self.stdout.write(
-                f"Created {summary.organisation.name}: {summary.rooms} rooms, {summary.meters} meters, "
-                f"{summary.accounts} accounts."
+                f"Created {summary.organisation.name}: {summary.rooms} rooms, "
+                f"{summary.meters} meters, {summary.accounts} accounts."
             )
         for username, password in demo_logins():
             self.stdout.write(f"  login {username} / {password}")

@@ -1,4 +1,6 @@
-"""``meterpay token create --user USERNAME [--name NAME]``: prints the new token alone on its last line."""
+"""``meterpay token create --user USERNAME [--name NAME]``.
+
+Prints the new token alone on its last line (so scripts can take ``tail -n 1``)."""
 
 from __future__ import annotations
 
@@ -31,15 +33,21 @@ class Command(BaseCommand):
             raise CommandError(f"no user {options['user']!r}") from None
         if options["action"] == "create":
             token, raw = api_token_create(actor="cli", user=user, name=options["name"])
-            self.stderr.write(f"Created token {token.prefix}… for {user.username}; it is shown only once:")
+            self.stderr.write(
+                f"Created token {token.prefix}… for {user.username}; it is shown only once:"
+            )
             self.stdout.write(raw)
         elif options["action"] == "list":
             for token in ApiToken.objects.filter(user=user):
                 state = "revoked" if token.revoked_at else "active"
-                self.stdout.write(f"{token.prefix}…\t{token.name}\t{token.created_at:%Y-%m-%d %H:%M}\t{state}")
+                self.stdout.write(
+                    f"{token.prefix}…\t{token.name}\t{token.created_at:%Y-%m-%d %H:%M}\t{state}"
+                )
         else:
             token = ApiToken.objects.filter(user=user, prefix=options["prefix"]).first()
             if token is None:
-                raise CommandError(f"no token with prefix {options['prefix']!r} for {user.username}")
+                raise CommandError(
+                    f"no token with prefix {options['prefix']!r} for {user.username}"
+                )
             api_token_revoke(actor="cli", token=token)
             self.stdout.write(f"revoked {token.prefix}…")
