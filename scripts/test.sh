@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 V=.venv/bin
 step() { printf '\n\033[1;34m== %s\033[0m\n' "$*"; }
 
+PY_DIRS=$(ls -d src tests bench scripts 2>/dev/null)
 step "ruff"
-$V/ruff check src tests bench scripts
-$V/ruff format --check src tests bench scripts
+$V/ruff check $PY_DIRS
+$V/ruff format --check $PY_DIRS
 step "mypy (domain core and codecs)"
 $V/mypy
 step "import-linter (layers)"
