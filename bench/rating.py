@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from meterpay.core.tariffs import AccountTerms, Interval, RatingAccumulator, parse_tariff_json, rate
 
@@ -70,8 +71,8 @@ def _measure(
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     print(
-        f"{label:<44}{readings:>10} readings {elapsed:>8.2f} s {readings / elapsed:>10,.0f} readings/s"
-        f"  peak {peak / 2**20:>6.1f} MiB per account"
+        f"{label:<44}{readings:>10} readings {elapsed:>8.2f} s"
+        f" {readings / elapsed:>10,.0f} readings/s  peak {peak / 2**20:>6.1f} MiB per account"
     )
 
 
@@ -83,7 +84,6 @@ def main() -> None:
     account = AccountTerms(contract_demand_kw=Decimal(120))
     try:
         import PySAM.Utilityrate5  # noqa: F401
-
         from tests.core.tariffs.pysam_adapter import monthly_bills
     except ImportError:
         monthly_bills = None  # type: ignore[assignment]
@@ -95,45 +95,55 @@ def main() -> None:
         "flatdemandmonths": [0] * 12,
     }
     for steps_per_hour, name in ((1, "hourly"), (4, "15-minute")):
-        loads = [_load(seed, steps_per_hour) for seed in range(args.accounts)]
-        readings = sum(len(load) for load in loads)
-        print(f"\n{args.accounts} accounts x a year of {name} data")
-        _measure(
-            "meterpay rate (batch)",
-            readings,
-            lambda: [rate(tariff=tariff, intervals=load, account=account) for load in loads],
-            lambda: rate(tariff=tariff, intervals=loads[0], account=account),
-        )
+        _bench(tariff, account, args.accounts, steps_per_hour, name, monthly_bills, urdb_equivalent)
 
-        def streaming(subset: list[list[Interval]]) -> None:
-            for load in subset:
-                accumulator = RatingAccumulator(tariff=tariff, account=account)
-                for interval in load:
-                    before = accumulator.month_total(interval.start.strftime("%Y-%m"))
-                    accumulator.add([interval])
-                    accumulator.month_total(interval.start.strftime("%Y-%m")) - before
 
-        streamed = sum(len(load) for load in loads[: max(1, len(loads) // 10)])
+def _bench(
+    tariff: Any,
+    account: AccountTerms,
+    accounts: int,
+    steps_per_hour: int,
+    name: str,
+    monthly_bills: Any,
+    urdb_equivalent: dict[str, Any],
+) -> None:
+    loads = [_load(seed, steps_per_hour) for seed in range(accounts)]
+    readings = sum(len(load) for load in loads)
+    print(f"\n{accounts} accounts x a year of {name} data")
+    _measure(
+        "meterpay rate (batch)",
+        readings,
+        lambda: [rate(tariff=tariff, intervals=load, account=account) for load in loads],
+        lambda: rate(tariff=tariff, intervals=loads[0], account=account),
+    )
+
+    def streaming(subset: list[list[Interval]]) -> None:
+        for load in subset:
+            accumulator = RatingAccumulator(tariff=tariff, account=account)
+            for interval in load:
+                before = accumulator.month_total(interval.start.strftime("%Y-%m"))
+                accumulator.add([interval])
+                accumulator.month_total(interval.start.strftime("%Y-%m")) - before
+
+    streamed = sum(len(load) for load in loads[: max(1, len(loads) // 10)])
+    _measure(
+        "meterpay real-time deduction (per reading)",
+        streamed,
+        lambda: streaming(loads[: max(1, len(loads) // 10)]),
+        lambda: streaming(loads[:1]),
+    )
+    if monthly_bills is not None:
+        # SAM rates a 365-day year: drop 31 December.
+        kw_loads = [
+            [float(iv.quantity) * steps_per_hour for iv in load[: 8760 * steps_per_hour]]
+            for load in loads
+        ]
         _measure(
-            "meterpay real-time deduction (per reading)",
-            streamed,
-            lambda: streaming(loads[: max(1, len(loads) // 10)]),
-            lambda: streaming(loads[:1]),
+            "NREL PySAM Utilityrate5",
+            8760 * steps_per_hour * len(loads),
+            lambda: [monthly_bills(urdb_equivalent, kw, include_minimum=False) for kw in kw_loads],
+            lambda: monthly_bills(urdb_equivalent, kw_loads[0], include_minimum=False),
         )
-        if monthly_bills is not None:
-            # SAM rates a 365-day year: drop 31 December.
-            kw_loads = [
-                [float(iv.quantity) * steps_per_hour for iv in load[: 8760 * steps_per_hour]]
-                for load in loads
-            ]
-            _measure(
-                "NREL PySAM Utilityrate5",
-                8760 * steps_per_hour * len(loads),
-                lambda: [
-                    monthly_bills(urdb_equivalent, kw, include_minimum=False) for kw in kw_loads
-                ],
-                lambda: monthly_bills(urdb_equivalent, kw_loads[0], include_minimum=False),
-            )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,9 @@ def _plus_one(matrix: list[list[int]]) -> list[list[int]]:
     return [[value + 1 for value in row] for row in matrix]
 
 
-def monthly_bills(rate: dict[str, Any], load_kw: list[float], *, include_minimum: bool) -> list[dict[str, float]]:
+def monthly_bills(
+    rate: dict[str, Any], load_kw: list[float], *, include_minimum: bool
+) -> list[dict[str, float]]:
     import PySAM.Utilityrate5 as utilityrate5
 
     model = utilityrate5.new()
@@ -103,7 +105,8 @@ def monthly_bills(rate: dict[str, Any], load_kw: list[float], *, include_minimum
         bills.append(
             {
                 "energy": out.charge_w_sys_ec_ym[1][month],
-                "demand": out.charge_w_sys_dc_tou_ym[1][month] + out.charge_w_sys_dc_fixed_ym[1][month],
+                "demand": out.charge_w_sys_dc_tou_ym[1][month]
+                + out.charge_w_sys_dc_fixed_ym[1][month],
                 "fixed": out.charge_w_sys_fixed_ym[1][month],
                 "minimum": out.charge_w_sys_minimum_ym[1][month],
                 "total": out.utility_bill_w_sys_ym[1][month],

@@ -22,7 +22,7 @@ from .helpers import fixture_text
 
 pytest.importorskip("PySAM.Utilityrate5")
 
-from .pysam_adapter import monthly_bills  # noqa: E402
+from .pysam_adapter import monthly_bills
 
 YEAR_START = datetime(2018, 1, 1)  # a Monday, like SAM's year
 
@@ -52,13 +52,17 @@ CASES = [
 
 
 @pytest.mark.parametrize(("fixture", "steps_per_hour", "base", "swing", "seed"), CASES)
-def test_monthly_bills_match_pysam(fixture: str, steps_per_hour: int, base: float, swing: float, seed: int) -> None:
+def test_monthly_bills_match_pysam(
+    fixture: str, steps_per_hour: int, base: float, swing: float, seed: int
+) -> None:
     document = json.loads(fixture_text(fixture))
     urdb_rate = document["items"][0] if "items" in document else document
     tariff, _warnings = tariff_from_urdb(json.loads(fixture_text(fixture), parse_float=Decimal))
     kwh = _profile(seed, steps_per_hour, base=base, swing=swing)
     step = timedelta(hours=1) / steps_per_hour
-    intervals = [Interval(YEAR_START + i * step, YEAR_START + (i + 1) * step, q) for i, q in enumerate(kwh)]
+    intervals = [
+        Interval(YEAR_START + i * step, YEAR_START + (i + 1) * step, q) for i, q in enumerate(kwh)
+    ]
     load_kw = [float(q) * steps_per_hour for q in kwh]
     include_minimum = tariff.versions[0].minimum_charge is not None
     expected = monthly_bills(urdb_rate, load_kw, include_minimum=include_minimum)
@@ -73,4 +77,9 @@ def test_monthly_bills_match_pysam(fixture: str, steps_per_hour: int, base: floa
         tolerance = Decimal("0.005") * lines_per_month[ours.month] + Decimal("0.000001")
         for category in ("energy", "demand", "fixed", "minimum", "total"):
             sam = Decimal(repr(theirs[category]))
-            assert abs(getattr(ours, category) - sam) <= tolerance, (ours.month, category, getattr(ours, category), sam)
+            assert abs(getattr(ours, category) - sam) <= tolerance, (
+                ours.month,
+                category,
+                getattr(ours, category),
+                sam,
+            )

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (tables of cases read best one case per line)
 from __future__ import annotations
 
 import json
@@ -42,7 +43,9 @@ from .helpers import fixture_tariff, hourly, simple_document, single_price
     ],
 )  # fmt: skip
 def test_power_factor_tables(standard: str, pf: str, percent: str) -> None:
-    assert adjustment_percent(power_factor=Decimal(pf), standard=Decimal(standard)) == Decimal(percent)
+    assert adjustment_percent(power_factor=Decimal(pf), standard=Decimal(standard)) == Decimal(
+        percent
+    )
 
 
 def test_power_factor_computation() -> None:
@@ -56,7 +59,9 @@ def test_power_factor_computation() -> None:
 
 
 def test_interval_csv_detects_step_and_optional_columns() -> None:
-    intervals = parse_interval_csv("timestamp,kwh,kvarh,kw\n2024-01-01T00:00,1.5,0.5,7\n2024-01-01T00:15,2,,\n\n2024-01-01T01:00,1,1,\n")
+    intervals = parse_interval_csv(
+        "timestamp,kwh,kvarh,kw\n2024-01-01T00:00,1.5,0.5,7\n2024-01-01T00:15,2,,\n\n2024-01-01T01:00,1,1,\n"
+    )
     assert [iv.end - iv.start for iv in intervals] == [timedelta(minutes=15)] * 3
     assert intervals[0].kvarh == Decimal("0.5") and intervals[0].kw == Decimal(7)
     assert intervals[1].kvarh is None
@@ -90,12 +95,27 @@ def test_interval_csv_errors(text: str, row: int, problem: str) -> None:
 def test_registers_with_meter_tou_become_forced_period_intervals() -> None:
     tariff = fixture_tariff("cn_residential_annual_tou.json")
     readings = [
-        RegisterReading(datetime(2024, 3, 1), Decimal(1000), Decimal(100), {"peak": Decimal(600), "valley": Decimal(400)}),
-        RegisterReading(datetime(2024, 3, 2), Decimal(1030), Decimal(110), {"peak": Decimal(620), "valley": Decimal(408)}),
+        RegisterReading(
+            datetime(2024, 3, 1),
+            Decimal(1000),
+            Decimal(100),
+            {"peak": Decimal(600), "valley": Decimal(400)},
+        ),
+        RegisterReading(
+            datetime(2024, 3, 2),
+            Decimal(1030),
+            Decimal(110),
+            {"peak": Decimal(620), "valley": Decimal(408)},
+        ),
         RegisterReading(datetime(2024, 3, 3), Decimal(1040), Decimal(112)),
     ]
     intervals = intervals_from_registers(readings)
-    assert [(iv.period, iv.quantity) for iv in intervals] == [("peak", 20), ("valley", 8), (None, 2), (None, 10)]
+    assert [(iv.period, iv.quantity) for iv in intervals] == [
+        ("peak", 20),
+        ("valley", 8),
+        (None, 2),
+        (None, 10),
+    ]
     assert intervals[0].kvarh == Decimal(10)
     bill = rate(tariff=tariff, intervals=intervals)
     quantities = {line.label: line.quantity for line in bill.lines}
@@ -131,15 +151,39 @@ def test_rating_errors() -> None:
     with pytest.raises(RatingError, match="overlaps or precedes"):
         accumulator.add(hourly(start, [1]))
     with pytest.raises(RatingError, match="which the tariff does not have"):
-        rate(tariff=tariff, intervals=[Interval(start, start + timedelta(hours=1), Decimal(1), period="peak")])
+        rate(
+            tariff=tariff,
+            intervals=[Interval(start, start + timedelta(hours=1), Decimal(1), period="peak")],
+        )
     capacity = single_price(basic={"method": "capacity", "price": "20"})
     with pytest.raises(RatingError, match="no capacity_kva"):
         rate(tariff=capacity, intervals=hourly(start, [1]))
-    tiered = parse_tariff(simple_document(energy={"periods": [{"name": "a", "price": "1"}], "tiers": {"cumulation": "month", "steps": [{"up_to": "5", "increment": "0"}, {"up_to": None, "increment": "1"}]}}))
+    tiered = parse_tariff(
+        simple_document(
+            energy={
+                "periods": [{"name": "a", "price": "1"}],
+                "tiers": {
+                    "cumulation": "month",
+                    "steps": [{"up_to": "5", "increment": "0"}, {"up_to": None, "increment": "1"}],
+                },
+            }
+        )
+    )
     with pytest.raises(RatingError, match="the account gives 2 tier thresholds; the tariff has 1"):
-        rate(tariff=tiered, intervals=hourly(start, [1]), account=AccountTerms(tier_thresholds=(Decimal(1), Decimal(2))))
-    explicit = rate(tariff=tiered, intervals=hourly(start, [3]), account=AccountTerms(tier_thresholds=(Decimal(2),)))
-    assert [(line.label, line.quantity) for line in explicit.lines] == [("a tier 1", 2), ("a tier 2", 1)]
+        rate(
+            tariff=tiered,
+            intervals=hourly(start, [1]),
+            account=AccountTerms(tier_thresholds=(Decimal(1), Decimal(2))),
+        )
+    explicit = rate(
+        tariff=tiered,
+        intervals=hourly(start, [3]),
+        account=AccountTerms(tier_thresholds=(Decimal(2),)),
+    )
+    assert [(line.label, line.quantity) for line in explicit.lines] == [
+        ("a tier 1", 2),
+        ("a tier 2", 1),
+    ]
     per_area = single_price(custom_items=[{"name": "fee", "amount": "2", "basis": "per_area"}])
     with pytest.raises(RatingError, match="room area is unknown"):
         rate(tariff=per_area, intervals=hourly(start, [1]))
@@ -170,7 +214,9 @@ def test_piecewise_rating_over_a_version_change_and_rerating() -> None:
     account = AccountTerms(room_area_m2=Decimal(40), move_in=date(2024, 6, 21))
     intervals = hourly(datetime(2024, 6, 30, 22), [1, 2, 3, 4])  # 2 hours in June, 2 in July
     bill = rate(tariff=tariff, intervals=intervals, account=account)
-    rows = [(line.month, line.label, line.quantity, line.unit_price, line.amount) for line in bill.lines]
+    rows = [
+        (line.month, line.label, line.quantity, line.unit_price, line.amount) for line in bill.lines
+    ]
     june_share = Decimal(10) / Decimal(30)  # June 21-30 of 30 days
     quarter_share = Decimal(10) / Decimal(91)  # 10 of the 91 days of April-June
     assert rows == [
@@ -182,19 +228,38 @@ def test_piecewise_rating_over_a_version_change_and_rerating() -> None:
         ("2024-07", "flat", 7, Decimal("1.100000"), Decimal("7.70")),  # new version: 1.10
         ("2024-07", "rent", 1, Decimal("3255.000000"), Decimal("3255.00")),
         ("2024-07", "property fee", 40, Decimal("3.500000"), Decimal("140.00")),
-        ("2024-07", "service fee", 1, Decimal("910.000000"), Decimal("910.00")),  # Q3 billed in July
+        (
+            "2024-07",
+            "service fee",
+            1,
+            Decimal("910.000000"),
+            Decimal("910.00"),
+        ),  # Q3 billed in July
     ]
     assert bill.lines[1].proration == june_share and bill.lines[3].proration == quarter_share
-    corrected = parse_tariff(json.loads(json.dumps(simple_document(energy={"periods": [{"name": "flat", "price": "1.05"}]}))))
+    corrected = parse_tariff(
+        json.loads(
+            json.dumps(simple_document(energy={"periods": [{"name": "flat", "price": "1.05"}]}))
+        )
+    )
     result = rerate(original=single_price("1.00"), corrected=corrected, intervals=intervals)
     # June 3 kWh x 0.05 = 0.15; July 7 kWh x 0.05 = 0.35
-    assert [(line.month, line.amount) for line in result.difference] == [("2024-06", Decimal("0.15")), ("2024-07", Decimal("0.35"))]
-    assert result.total == Decimal("0.50") and result.corrected.total - result.original.total == Decimal("0.50")
+    assert [(line.month, line.amount) for line in result.difference] == [
+        ("2024-06", Decimal("0.15")),
+        ("2024-07", Decimal("0.35")),
+    ]
+    assert result.total == Decimal(
+        "0.50"
+    ) and result.corrected.total - result.original.total == Decimal("0.50")
     assert rerate(original=corrected, corrected=corrected, intervals=intervals).difference == ()
 
 
 def test_fixed_and_basic_charges_pro_rate_on_move_out_and_version_change() -> None:
-    document = simple_document(energy={"periods": [{"name": "flat", "price": "0"}]}, basic={"method": "capacity", "price": "30"}, fixed_charges=[{"name": "meter", "amount": "31"}])
+    document = simple_document(
+        energy={"periods": [{"name": "flat", "price": "0"}]},
+        basic={"method": "capacity", "price": "30"},
+        fixed_charges=[{"name": "meter", "amount": "31"}],
+    )
     later = json.loads(json.dumps(document["versions"][0]))
     later["effective_from"] = "2024-03-11T00:00:00"
     later["fixed_charges"][0]["amount"] = "62"
@@ -221,8 +286,16 @@ def test_utility_demand_and_water_lines() -> None:
         },
     ))  # fmt: skip
     start = datetime(2024, 1, 1)
-    intervals = [Interval(start, start + timedelta(minutes=15), Decimal(3)), Interval(start + timedelta(hours=1), start + timedelta(hours=2), Decimal(1), kw=Decimal(14))]
-    lines = [(line.label, line.quantity, line.amount) for line in rate(tariff=demand, intervals=intervals).lines]
+    intervals = [
+        Interval(start, start + timedelta(minutes=15), Decimal(3)),
+        Interval(
+            start + timedelta(hours=1), start + timedelta(hours=2), Decimal(1), kw=Decimal(14)
+        ),
+    ]
+    lines = [
+        (line.label, line.quantity, line.amount)
+        for line in rate(tariff=demand, intervals=intervals).lines
+    ]
     assert lines == [
         ("flat", 4, Decimal("0.40")),
         ("flat demand", 14, Decimal("28.00")),  # meter-reported 14 kW beats 3 kWh / 0.25 h = 12 kW
@@ -257,8 +330,18 @@ def test_custom_item_proration_rules() -> None:
     assert unprorated is not None and unprorated.proration == 1
     assert custom_item_charge(item=once, month="2024-05", first_rated_month="2024-05") is not None
     assert custom_item_charge(item=once, month="2024-06", first_rated_month="2024-05") is None
-    assert overlap_share(cycle_start=datetime(2024, 1, 1), cycle_end=datetime(2024, 2, 1), part_start=datetime(2024, 1, 16), part_end=None) == Decimal(16) / 31
-    quarterly = custom_item_charge(item=CustomItem("q", Decimal(90), frequency="quarterly"), month="2024-10")
+    assert (
+        overlap_share(
+            cycle_start=datetime(2024, 1, 1),
+            cycle_end=datetime(2024, 2, 1),
+            part_start=datetime(2024, 1, 16),
+            part_end=None,
+        )
+        == Decimal(16) / 31
+    )
+    quarterly = custom_item_charge(
+        item=CustomItem("q", Decimal(90), frequency="quarterly"), month="2024-10"
+    )
     assert quarterly is not None and quarterly.unit == "quarter" and quarterly.proration == 1
 
 
@@ -266,5 +349,9 @@ def test_tariff_starting_after_data_and_zero_usage_months() -> None:
     tariff = single_price(fixed_charges=[{"name": "meter", "amount": "5"}])
     with pytest.raises(RatingError, match="before the tariff's first version"):
         rate(tariff=tariff, intervals=hourly(datetime(2023, 12, 31, 23), [1]))
-    bill = rate(tariff=tariff, intervals=hourly(datetime(2024, 2, 1), [0]), account=AccountTerms(move_in=date(2024, 3, 1)))
+    bill = rate(
+        tariff=tariff,
+        intervals=hourly(datetime(2024, 2, 1), [0]),
+        account=AccountTerms(move_in=date(2024, 3, 1)),
+    )
     assert bill.lines == ()

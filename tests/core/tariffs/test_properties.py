@@ -1,7 +1,9 @@
+# ruff: noqa: E501  (tables of cases read best one case per line)
 """Property tests: real-time deduction equals the bill; additivity; 15-min vs hourly data."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -150,7 +152,7 @@ def usage(draw: st.DrawFn, *, steps: tuple[int, ...] = (15, 60)) -> list[Interva
 def _chunks(draw: st.DrawFn, items: list[Interval]) -> list[list[Interval]]:
     cuts = sorted(set(draw(st.lists(st.integers(0, len(items)), max_size=12))))
     bounds = [0, *cuts, len(items)]
-    return [items[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    return [items[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (tables of cases read best one case per line)
 from __future__ import annotations
 
 import json
@@ -25,7 +26,11 @@ def test_tiered_residential_rate() -> None:
     steps = version.energy.tiers.steps
     assert [step.up_to for step in steps] == [Decimal(500), Decimal(1000), None]
     # rate + adj
-    assert [step.period_prices["p0"] for step in steps] == [Decimal("0.0912"), Decimal("0.1075"), Decimal("0.1228")]
+    assert [step.period_prices["p0"] for step in steps] == [
+        Decimal("0.0912"),
+        Decimal("0.1075"),
+        Decimal("0.1228"),
+    ]
     assert version.fixed_charges[0].amount == Decimal("12.5")
     assert version.minimum_charge == Decimal(20)
 
@@ -67,7 +72,9 @@ def test_more_warnings_and_units() -> None:
         "items": [
             {
                 "label": "x",
-                "energyratestructure": [[{"max": 10, "rate": 0.1, "unit": "kWh daily"}, {"rate": 0.2}]],
+                "energyratestructure": [
+                    [{"max": 10, "rate": 0.1, "unit": "kWh daily"}, {"rate": 0.2}]
+                ],
                 "flatdemandstructure": [[{"rate": 3, "sell": 1}]],
                 "flatdemandunit": "kVA",
                 "demandratestructure": [[{"rate": 1, "bogus": 2}]],
