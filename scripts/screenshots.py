@@ -56,6 +56,20 @@ def main() -> None:
                 page.goto(base + path)
                 name = re.sub(r"[^a-z0-9]+", "-", path.strip("/").lower()) or "home"
                 page.screenshot(path=out / f"{lang}-{name}.png", full_page=False)
+            bad_rooms = out / "bad-rooms.csv"
+            bad_rooms.write_text(
+                "site,building,floor,room,type,area_m2\n"
+                "Riverside Mall 江畔购物中心,Annex,1F,X-01,shop,20\n"
+                "Riverside Mall 江畔购物中心,Annex,1F,X-02,castle,20\n"
+                "Nowhere,Annex,1F,X-03,shop,-5\n",
+                encoding="utf-8",
+            )
+            page.goto(base + "/imports/")
+            page.set_input_files("input[type=file]", str(bad_rooms))
+            page.click("#import-form button[type=submit]")
+            page.wait_for_selector("#import-summary")
+            page.screenshot(path=out / f"{lang}-import-preview-errors.png", full_page=True)
+            bad_rooms.unlink()
             page.close()
         browser.close()
     print(f"screenshots in {out}")

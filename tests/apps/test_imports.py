@@ -85,7 +85,7 @@ def test_bad_rows_import_nothing_and_name_each_row_and_column(org: Any) -> None:
                 "R6",
                 "shop",
                 "1.234",
-            ],  # row 7 two problems: first reported
+            ],  # row 7 two problems: both reported
         ]
     )
     owner = org.users["owner"]
@@ -97,7 +97,7 @@ def test_bad_rows_import_nothing_and_name_each_row_and_column(org: Any) -> None:
     assert (4, "area_m2") in by_row
     assert (5, "site") in by_row
     assert (6, "room") in by_row
-    assert any(row == 7 for row, _ in by_row)
+    assert (7, "floor_level") in by_row and (7, "area_m2") in by_row
     assert not any(row == 2 for row, _ in by_row)
     result = import_commit(actor=owner, batch=batch)
     assert not result.ok and result.created == 0

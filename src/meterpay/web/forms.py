@@ -20,6 +20,8 @@ class CustomerForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 class SiteForm(forms.ModelForm):  # type: ignore[type-arg]
+    kind = forms.ChoiceField(choices=Site.Kind.choices, label=_("kind"))
+
     class Meta:
         model = Site
         fields = ["name", "kind", "address"]

@@ -25,7 +25,7 @@ from meterpay.apps.imports.parsing import ImportFileError, Row, read_rows
 from meterpay.apps.meters.models import Gateway, Meter, Protocol
 from meterpay.apps.meters.services import meter_create
 from meterpay.apps.organisations.models import Organisation
-from meterpay.apps.sites.models import Floor, Room
+from meterpay.apps.sites.models import Floor, Room, Site
 from meterpay.apps.sites.services import floor_get_or_create, room_create
 
 
@@ -117,61 +117,121 @@ def _find_room(organisation: Organisation, values: dict[str, str]) -> Room | Non
     return room
 
 
+class RowErrors(Exception):
+    """Every field problem of one row, found before anything of the row is written."""
+
+    def __init__(self, errors: list[RowError]) -> None:
+        super().__init__("; ".join(e.message for e in errors))
+        self.errors = errors
+
+
+class _Fields:
+    def __init__(self) -> None:
+        self.problems: list[RowError] = []
+
+    def get[T](self, parse: Callable[[], T]) -> T | None:
+        try:
+            return parse()
+        except RowError as exc:
+            self.problems.append(exc)
+            return None
+
+    def check(self) -> None:
+        if self.problems:
+            raise RowErrors(self.problems)
+
+
+def _existing_site(organisation: Organisation, values: dict[str, str]) -> str:
+    name = _required(values, "site")
+    if not Site.objects.filter(organisation=organisation, name=name).exists():
+        raise RowError("site", f"no site named {name!r}")
+    return name
+
+
 def _import_room(actor: Any, organisation: Organisation, values: dict[str, str]) -> None:
-    kind = _choice(values, "type", Room.Kind.choices)
-    area = _decimal(values, "area_m2")
-    level = _int(values, "floor_level", 0)
+    fields = _Fields()
+    kind = fields.get(lambda: _choice(values, "type", Room.Kind.choices))
+    area = fields.get(lambda: _decimal(values, "area_m2"))
+    level = fields.get(lambda: _int(values, "floor_level", 0))
+    site = fields.get(lambda: _existing_site(organisation, values))
+    building = fields.get(lambda: _required(values, "building"))
+    floor_name = fields.get(lambda: _required(values, "floor"))
+    number = fields.get(lambda: _required(values, "room"))
+    fields.check()
     floor: Floor = floor_get_or_create(
         actor=actor,
         organisation=organisation,
-        site_name=_required(values, "site"),
-        building_name=_required(values, "building"),
-        floor_name=_required(values, "floor"),
+        site_name=str(site),
+        building_name=str(building),
+        floor_name=str(floor_name),
         level=level,
     )
-    room_create(actor=actor, floor=floor, number=_required(values, "room"), kind=kind, area_m2=area)
+    assert area is not None  # fields.check() passed
+    room_create(actor=actor, floor=floor, number=str(number), kind=str(kind), area_m2=area)
 
 
-def _import_customer(actor: Any, organisation: Organisation, values: dict[str, str]) -> None:
+def _customer_kind(values: dict[str, str]) -> str:
     kind = values.get("kind", "").strip() or "person"
     if kind not in Customer.Kind.values:
         raise RowError("kind", f"{kind!r} is not one of {', '.join(Customer.Kind.values)}")
+    return kind
+
+
+def _import_customer(actor: Any, organisation: Organisation, values: dict[str, str]) -> None:
+    fields = _Fields()
+    kind = fields.get(lambda: _customer_kind(values))
+    name = fields.get(lambda: _required(values, "name"))
+    fields.check()
     customer_create(
         actor=actor,
         organisation=organisation,
-        name=_required(values, "name"),
-        kind=kind,
+        name=str(name),
+        kind=str(kind),
         phone=values.get("phone", ""),
         email=values.get("email", ""),
         notes=values.get("notes", ""),
     )
 
 
-def _import_meter(actor: Any, organisation: Organisation, values: dict[str, str]) -> None:
-    kind = _choice(values, "kind", Meter.Kind.choices)
-    protocol = _choice(values, "protocol", Protocol.choices)
-    gateway = None
-    if values.get("gateway", "").strip():
-        gateway = Gateway.objects.filter(
-            organisation=organisation, identifier=values["gateway"].strip()
-        ).first()
-        if gateway is None:
-            raise RowError("gateway", f"no gateway {values['gateway']!r}")
+def _gateway(organisation: Organisation, values: dict[str, str]) -> Gateway | None:
+    identifier = values.get("gateway", "").strip()
+    if not identifier:
+        return None
+    gateway = Gateway.objects.filter(organisation=organisation, identifier=identifier).first()
+    if gateway is None:
+        raise RowError("gateway", f"no gateway {identifier!r}")
+    return gateway
+
+
+def _multiplier(values: dict[str, str]) -> int:
     multiplier = _int(values, "multiplier", 1)
     if multiplier < 1:
         raise RowError("multiplier", "must be 1 or more")
+    return multiplier
+
+
+def _import_meter(actor: Any, organisation: Organisation, values: dict[str, str]) -> None:
+    fields = _Fields()
+    kind = fields.get(lambda: _choice(values, "kind", Meter.Kind.choices))
+    protocol = fields.get(lambda: _choice(values, "protocol", Protocol.choices))
+    address = fields.get(lambda: _required(values, "address"))
+    gateway = fields.get(lambda: _gateway(organisation, values))
+    multiplier = fields.get(lambda: _multiplier(values))
+    room = fields.get(lambda: _find_room(organisation, values))
+    installed_on = fields.get(lambda: _date(values, "installed_on"))
+    fields.check()
     meter_create(
         actor=actor,
         organisation=organisation,
-        kind=kind,
-        protocol=protocol,
-        address=_required(values, "address"),
+        kind=str(kind),
+        protocol=str(protocol),
+        address=str(address),
         model=values.get("model", ""),
         serial_number=values.get("serial_number", ""),
         gateway=gateway,
-        room=_find_room(organisation, values),
-        multiplier=multiplier,
-        installed_on=_date(values, "installed_on"),
+        room=room,
+        multiplier=int(multiplier or 1),
+        installed_on=installed_on,
     )
 
 
@@ -200,6 +260,11 @@ def _apply(actor: Any, organisation: Organisation, kind: str, rows: list[Row]) -
             result.created += 1
         except RowError as exc:
             result.errors.append({"row": row.number, "column": exc.column, "message": exc.message})
+        except RowErrors as exc:
+            for error in exc.errors:
+                result.errors.append(
+                    {"row": row.number, "column": error.column, "message": error.message}
+                )
         except ValidationError as exc:
             errors = exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
             renames = FIELD_TO_COLUMN.get(kind, {})
