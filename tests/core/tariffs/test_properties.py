@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (tables of cases read best one case per line)
 """Property tests: real-time deduction equals the bill; additivity; 15-min vs hourly data."""
 
 from __future__ import annotations

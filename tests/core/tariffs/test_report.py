@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (tables of cases read best one case per line)
 from __future__ import annotations
 
 import json
