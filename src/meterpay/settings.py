@@ -46,6 +46,8 @@ INSTALLED_APPS = [
     "meterpay.apps.sites",
     "meterpay.apps.customers",
     "meterpay.apps.meters",
+    "meterpay.apps.readings",
+    "meterpay.apps.control",
     "meterpay.apps.imports",
     "meterpay.web",
     "meterpay.cli",
