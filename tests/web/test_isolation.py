@@ -63,6 +63,7 @@ CONSOLE_LIST_PAGES = [
     "customer_create",
     "meter_create",
     "gateway_create",
+    "user_list",
 ]
 CONSOLE_OTHER = {
     "site_add",
@@ -133,6 +134,16 @@ def test_site_add_cannot_attach_to_another_orgs_site(client: Any, orgs: Any) -> 
     )
     assert not a.site.buildings.filter(name="X").exists()
     assert not Room.objects.filter(number="X1").exists()
+
+
+def test_users_of_another_org_cannot_be_changed(client: Any, orgs: Any) -> None:
+    a, b = orgs
+    _login(client, b.users["owner"])
+    url = reverse("console:user_change", args=[a.users["viewer"].pk])
+    assert client.post(url, {"role": "owner"}).status_code == 404
+    assert client.post(url, {"active": "0"}).status_code == 404
+    a.users["viewer"].refresh_from_db()
+    assert a.users["viewer"].role == "viewer" and a.users["viewer"].is_active
 
 
 def test_token_revoke_of_another_users_token_is_404(client: Any, orgs: Any) -> None:

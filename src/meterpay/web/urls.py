@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from meterpay.web.views import admin_pages, customers, meters, portal, sites, wizard
+from meterpay.web.views import admin_pages, customers, meters, portal, sites, users, wizard
 
 console = (
     [
@@ -33,6 +33,8 @@ console = (
         ),
         path("audit/", admin_pages.audit_list, name="audit_list"),
         path("settings/tokens/", admin_pages.token_list, name="token_list"),
+        path("settings/users/", users.user_list, name="user_list"),
+        path("settings/users/<int:user_id>/", users.user_change, name="user_change"),
     ],
     "console",
 )

@@ -3,6 +3,7 @@ from __future__ import annotations
 import secrets
 
 from django.contrib.auth.hashers import make_password
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -14,7 +15,7 @@ from meterpay.core.roles import STAFF_ROLES, Role
 TOKEN_PREFIX = "mp_"
 
 
-class UserError(ValueError):
+class UserError(ValidationError):
     pass
 
 
@@ -66,14 +67,39 @@ def tenant_user_create(
     return user
 
 
+def _check_not_last_owner(user: User) -> None:
+    if user.role != Role.OWNER:
+        return
+    owners = User.objects.filter(
+        organisation_id=user.organisation_id, role=Role.OWNER, is_active=True
+    )
+    if not owners.exclude(pk=user.pk).exists():
+        raise UserError("an organisation keeps at least one active owner")
+
+
 @transaction.atomic
 def user_role_set(*, actor: object, user: User, role: Role | str) -> User:
     if Role(role) not in STAFF_ROLES or user.role == Role.TENANT:
         raise UserError("only staff users change between staff roles")
+    if Role(role) != Role.OWNER:
+        _check_not_last_owner(user)
     before = _public(user)
     user.role = Role(role)
     user.save(update_fields=["role"])
     audit_record(actor=actor, action="user.role_set", obj=user, before=before, after=_public(user))
+    return user
+
+
+@transaction.atomic
+def user_active_set(*, actor: object, user: User, active: bool) -> User:
+    """Deactivate (the user can no longer sign in or use tokens) or reactivate a user."""
+    if not active:
+        _check_not_last_owner(user)
+    before = _public(user)
+    user.is_active = active
+    user.save(update_fields=["is_active"])
+    action = "user.activate" if active else "user.deactivate"
+    audit_record(actor=actor, action=action, obj=user, before=before, after=_public(user))
     return user
 
 
