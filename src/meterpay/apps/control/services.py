@@ -329,3 +329,21 @@ def meter_commands_expire(
         )
         count += 1
     return count
+
+
+@transaction.atomic
+def meter_commands_recover_in_flight(
+    *, at: datetime | None = None, actor: Actor = "gateway"
+) -> int:
+    """After a gateway restart: commands left sent/acknowledged go back to pending.
+
+    Their outcome is unknown, so the retry reads the meter's status before sending again.
+    """
+    at = at or timezone.now()
+    return MeterCommand.objects.filter(
+        status__in=(MeterCommand.Status.SENT, MeterCommand.Status.ACKNOWLEDGED)
+    ).update(
+        status=MeterCommand.Status.PENDING,
+        next_attempt_at=at,
+        outcome="the gateway restarted while this was in flight; checking the meter first",
+    )

@@ -1,0 +1,73 @@
+"""``meterpay gateway``: the long-running process that talks to meters.
+
+DTUs and serial servers (TCP-client mode) connect to ``--port`` (``GATEWAY_PORT``, 9000);
+MQTT gateways are reached through the broker (``MQTT_HOST``/``MQTT_PORT``; ``--no-mqtt``).
+Meters are polled every ``--poll-electricity`` / ``--poll-water`` seconds, pending commands
+are sent and confirmed, gateways and meters are marked online/offline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from meterpay.gateway.main import GatewayConfig, run_gateway
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+class Command(BaseCommand):
+    help = "Run the meter gateway: DTU server, polling, remote control, MQTT."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default=os.environ.get("GATEWAY_HOST", "0.0.0.0"))  # noqa: S104
+        parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "9000")))
+        parser.add_argument(
+            "--poll-electricity",
+            type=float,
+            default=_env_float("GATEWAY_POLL_ELECTRICITY", 900),
+            help="seconds between polls of an electricity meter (900)",
+        )
+        parser.add_argument(
+            "--poll-water",
+            type=float,
+            default=_env_float("GATEWAY_POLL_WATER", 3600),
+            help="seconds between polls of a water meter (3600)",
+        )
+        parser.add_argument(
+            "--offline-after", type=int, default=3, help="missed polls before offline (3)"
+        )
+        parser.add_argument("--request-timeout", type=float, default=3.0)
+        parser.add_argument("--heartbeat-timeout", type=float, default=180.0)
+        parser.add_argument(
+            "--backoff", type=float, default=15.0, help="first retry delay in seconds (15)"
+        )
+        parser.add_argument("--mqtt-host", default=os.environ.get("MQTT_HOST", "127.0.0.1"))
+        parser.add_argument(
+            "--mqtt-port", type=int, default=int(os.environ.get("MQTT_PORT", "1883"))
+        )
+        parser.add_argument(
+            "--no-mqtt", action="store_true", help="do not connect to an MQTT broker"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        logging.getLogger("meterpay").setLevel(logging.INFO)
+        config = GatewayConfig(
+            host=options["host"],
+            port=options["port"],
+            poll_electricity=options["poll_electricity"],
+            poll_water=options["poll_water"],
+            offline_after=options["offline_after"],
+            request_timeout=options["request_timeout"],
+            heartbeat_timeout=options["heartbeat_timeout"],
+            backoff_base=options["backoff"],
+            mqtt_host=None if options["no_mqtt"] else options["mqtt_host"],
+            mqtt_port=options["mqtt_port"],
+        )
+        asyncio.run(run_gateway(config))

@@ -1,0 +1,300 @@
+"""The database side of the gateway process: a GatewayPort and a Store over the services.
+
+Every ORM call runs in one worker thread (``sync_to_async(thread_sensitive=True)``), so the
+event loop never blocks and SQLite sees a single writer from this process.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from asgiref.sync import sync_to_async
+from django.core.exceptions import ValidationError
+from django.db import close_old_connections, connections
+from django.utils import timezone
+
+from meterpay.apps.control import selectors as control_selectors
+from meterpay.apps.control import services as control
+from meterpay.apps.control.models import MeterCommand
+from meterpay.apps.meters.models import Gateway, Meter
+from meterpay.apps.readings import services as readings
+from meterpay.apps.readings.models import GatewayLink
+from meterpay.gateway.meters import MeterSpec
+from meterpay.gateway.process import CommandJob, MeterPlan, supply_of
+from meterpay.gateway.readings import CommandResult, ElectricityReading, MeterProtocol, MeterReading
+
+log = logging.getLogger("meterpay.gateway")
+
+ACTOR = "gateway"
+SERVED_KINDS = ("dtu_4g", "serial_server", "mqtt")
+
+
+def normalise_address(protocol: str, address: str) -> str:
+    """Addresses as the drivers report them: 12/14 digits, or the Modbus unit id without zeros."""
+    if protocol == MeterProtocol.MODBUS:
+        return str(int(address)) if address.isdigit() else address
+    return address.rjust(12 if protocol == MeterProtocol.DLT645 else 14, "0")
+
+
+@dataclass
+class PollIntervals:
+    electricity: float = 15 * 60.0
+    water: float = 60 * 60.0
+
+    def for_meter(self, water: bool) -> float:
+        return self.water if water else self.electricity
+
+
+@dataclass
+class DbPort:
+    """GatewayPort (what DTU sessions report) and Store (what the process asks) in one."""
+
+    intervals: PollIntervals = field(default_factory=PollIntervals)
+    offline_after: int = readings.OFFLINE_AFTER_MISSED_POLLS
+    backoff_base: timedelta = control.BACKOFF_BASE
+    worker: str = "gateway"
+    _meters: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    # --- helpers -------------------------------------------------------------------------
+
+    @staticmethod
+    async def _db(function: Any, *args: Any, **kwargs: Any) -> Any:
+        return await sync_to_async(function, thread_sensitive=True)(*args, **kwargs)
+
+    def _meter_id(self, gateway: str, address: str) -> int | None:
+        meter_id = self._meters.get((gateway, address))
+        if meter_id is not None:
+            return meter_id
+        for meter in Meter.objects.filter(gateway__identifier=gateway, removed_on__isnull=True):
+            self._meters[(gateway, normalise_address(meter.protocol, meter.address))] = meter.pk
+        return self._meters.get((gateway, address))
+
+    def _expected(self, meter: Meter) -> timedelta:
+        return timedelta(seconds=self.intervals.for_meter(meter.kind == Meter.Kind.WATER))
+
+    # --- GatewayPort -----------------------------------------------------------------------
+
+    def _registered(self, dtu_id: str, attributes: Mapping[str, str]) -> None:
+        close_old_connections()
+        gateway = Gateway.objects.filter(identifier=dtu_id).first()
+        if gateway is None:
+            log.warning("unknown gateway %s registered; add it in the console", dtu_id)
+            return
+        readings.gateway_link_connected(
+            gateway=gateway, at=timezone.now(), attributes=dict(attributes)
+        )
+
+    async def dtu_registered(self, dtu_id: str, attributes: Mapping[str, str]) -> None:
+        await self._db(self._registered, dtu_id, attributes)
+
+    def _disconnected(self, dtu_id: str, reason: str) -> None:
+        gateway = Gateway.objects.filter(identifier=dtu_id).first()
+        if gateway is not None:
+            readings.gateway_link_disconnected(gateway=gateway, at=timezone.now(), reason=reason)
+
+    async def dtu_disconnected(self, dtu_id: str, reason: str) -> None:
+        await self._db(self._disconnected, dtu_id, reason)
+
+    def record_reading(self, gateway: str, reading: MeterReading, source: str) -> int | None:
+        """Store a reading and its relay/valve state; the meter's id, or None if unknown."""
+        meter_id = self._meter_id(gateway, reading.address)
+        if meter_id is None:
+            log.warning("reading from unknown meter %s behind %s", reading.address, gateway)
+            return None
+        meter = Meter.objects.get(pk=meter_id)
+        if isinstance(reading, ElectricityReading):
+            energy = reading.energy_kwh
+            registers: dict[str, Decimal | None] = {
+                "total": energy.total,
+                "sharp": energy.sharp,
+                "peak": energy.peak,
+                "flat": energy.flat,
+                "valley": energy.valley,
+            }
+        else:
+            registers = {"total": reading.volume_m3}
+        try:
+            if registers["total"] is not None:
+                readings.register_read_record(
+                    meter=meter,
+                    read_at=reading.read_at,
+                    source=source,
+                    actor=ACTOR,
+                    expected_interval=self._expected(meter),
+                    total=registers.pop("total") or Decimal(0),
+                    **registers,
+                )
+            else:
+                readings.meter_link_seen(meter=meter, at=reading.read_at)
+            control.supply_state_reported(
+                meter=meter, reported=supply_of(reading), at=reading.read_at
+            )
+        except ValidationError as exc:
+            log.warning("reading of meter %s refused: %s", meter.address, "; ".join(exc.messages))
+        return meter_id
+
+    async def reading_received(self, dtu_id: str, reading: MeterReading) -> None:
+        await self._db(self.record_reading, dtu_id, reading, "poll")
+
+    def _command_result(self, gateway: str, result: CommandResult) -> None:
+        meter_id = self._meter_id(gateway, result.address)
+        if meter_id is None or not result.acknowledged:
+            return  # an unanswered command is judged by the status read that follows
+        command = MeterCommand.objects.filter(
+            meter_id=meter_id, kind=result.command.value, status=MeterCommand.Status.SENT
+        ).first()
+        if command is not None:
+            control.meter_command_acknowledged(
+                command_id=command.command_id, at=result.at, state=result.state
+            )
+
+    async def command_result(self, dtu_id: str, result: CommandResult) -> None:
+        await self._db(self._command_result, dtu_id, result)
+
+    # --- Store ---------------------------------------------------------------------------
+
+    def _load_plan(self) -> list[MeterPlan]:
+        close_old_connections()
+        self._meters.clear()
+        plans = []
+        installed = Meter.objects.filter(
+            removed_on__isnull=True, gateway__isnull=False, gateway__kind__in=SERVED_KINDS
+        ).select_related("gateway")
+        for meter in installed.order_by("pk"):
+            assert meter.gateway is not None
+            water = meter.kind == Meter.Kind.WATER
+            address = normalise_address(meter.protocol, meter.address)
+            self._meters[(meter.gateway.identifier, address)] = meter.pk
+            spec = MeterSpec(
+                MeterProtocol(meter.protocol), address, model=meter.model or "DDSY1352"
+            )
+            plans.append(
+                MeterPlan(
+                    meter_id=meter.pk,
+                    gateway=meter.gateway.identifier,
+                    gateway_kind=meter.gateway.kind,
+                    spec=spec,
+                    water=water,
+                    poll_every=self.intervals.for_meter(water),
+                )
+            )
+        return plans
+
+    async def load_plan(self) -> list[MeterPlan]:
+        return list(await self._db(self._load_plan))
+
+    def _commands_due(self, gateways: Sequence[str]) -> list[CommandJob]:
+        due = control_selectors.commands_due(gateway_identifiers=gateways, now=timezone.now())
+        return [CommandJob(c.command_id, c.meter_id, c.kind, c.target) for c in due]
+
+    async def commands_due(self, gateways: Sequence[str]) -> list[CommandJob]:
+        return list(await self._db(self._commands_due, gateways))
+
+    def _claim(self, command_id: UUID) -> int | None:
+        command = control.meter_command_claim(command_id=command_id, worker=self.worker)
+        return None if command is None else command.attempts
+
+    async def claim(self, command_id: UUID) -> int | None:
+        result = await self._db(self._claim, command_id)
+        return None if result is None else int(result)
+
+    def _is_final(self, command_id: UUID) -> bool:
+        status = (
+            MeterCommand.objects.filter(command_id=command_id)
+            .values_list("status", flat=True)
+            .first()
+        )
+        return status is None or status in MeterCommand.FINAL_STATUSES
+
+    async def command_is_final(self, command_id: UUID) -> bool:
+        return bool(await self._db(self._is_final, command_id))
+
+    def _not_done(self, command_id: UUID, error: str, refused: bool) -> None:
+        control.meter_command_not_done(
+            command_id=command_id,
+            at=timezone.now(),
+            error=error,
+            refused=refused,
+            backoff_base=self.backoff_base,
+        )
+
+    async def command_not_done(self, command_id: UUID, error: str, *, refused: bool) -> None:
+        await self._db(self._not_done, command_id, error, refused)
+
+    def _acknowledged(self, command_id: UUID, state: str | None) -> None:
+        control.meter_command_acknowledged(command_id=command_id, at=timezone.now(), state=state)
+
+    async def command_acknowledged(self, command_id: UUID, state: str | None) -> None:
+        await self._db(self._acknowledged, command_id, state)
+
+    def _poll_failed(self, meter_id: int, error: str) -> None:
+        meter = Meter.objects.filter(pk=meter_id).first()
+        if meter is not None:
+            readings.meter_link_poll_failed(
+                meter=meter, at=timezone.now(), error=error, offline_after=self.offline_after
+            )
+
+    async def poll_failed(self, meter_id: int, error: str) -> None:
+        await self._db(self._poll_failed, meter_id, error)
+
+    def _housekeeping(self, connected: Sequence[str]) -> None:
+        close_old_connections()
+        now = timezone.now()
+        Gateway.objects.filter(identifier__in=list(connected)).update(last_seen_at=now)
+        control.meter_commands_expire(now=now)
+
+    async def housekeeping(self, connected: Sequence[str]) -> None:
+        await self._db(self._housekeeping, connected)
+
+    def _startup(self) -> None:
+        close_old_connections()
+        now = timezone.now()
+        for link in GatewayLink.objects.filter(
+            online=True, gateway__kind__in=SERVED_KINDS
+        ).select_related("gateway"):
+            readings.gateway_link_disconnected(
+                gateway=link.gateway, at=now, reason="gateway process restarted"
+            )
+        control.meter_commands_recover_in_flight(at=now)
+
+    async def startup(self) -> None:
+        await self._db(self._startup)
+
+    # --- MQTT ------------------------------------------------------------------------------
+
+    def _mqtt_gateways(self) -> dict[str, str]:
+        rows = Gateway.objects.filter(kind="mqtt").values_list("identifier", "organisation__slug")
+        return dict(rows)
+
+    async def mqtt_gateways(self) -> dict[str, str]:
+        return dict(await self._db(self._mqtt_gateways))
+
+    async def reading_pushed(self, gateway: str, reading: MeterReading) -> int | None:
+        result = await self._db(self.record_reading, gateway, reading, "push")
+        return None if result is None else int(result)
+
+    def _mqtt_status(self, gateway: str, online: bool) -> None:
+        found = Gateway.objects.filter(identifier=gateway, kind="mqtt").first()
+        if found is None:
+            return
+        if online:
+            readings.gateway_link_connected(
+                gateway=found, at=timezone.now(), attributes={"transport": "mqtt"}
+            )
+        else:
+            readings.gateway_link_disconnected(
+                gateway=found, at=timezone.now(), reason="MQTT status offline"
+            )
+
+    async def mqtt_status(self, gateway: str, online: bool) -> None:
+        await self._db(self._mqtt_status, gateway, online)
+
+    async def close(self) -> None:
+        """Close this process's database connections (the worker thread's, too)."""
+        await self._db(connections.close_all)

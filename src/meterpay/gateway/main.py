@@ -1,0 +1,70 @@
+"""``meterpay gateway``: wire the DTU server, the database port, the process and MQTT together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+from datetime import timedelta
+
+from meterpay.gateway.db_port import DbPort, PollIntervals
+from meterpay.gateway.dtu import DtuServer
+from meterpay.gateway.mqtt import MqttAdapter
+from meterpay.gateway.process import GatewayProcess, ProcessOptions
+
+log = logging.getLogger("meterpay.gateway")
+
+
+@dataclass
+class GatewayConfig:
+    host: str = "0.0.0.0"  # noqa: S104 - DTUs connect in from the field
+    port: int = 9000
+    poll_electricity: float = 15 * 60.0
+    poll_water: float = 60 * 60.0
+    offline_after: int = 3
+    request_timeout: float = 3.0
+    heartbeat_timeout: float = 180.0
+    backoff_base: float = 15.0
+    tick: float = 1.0
+    mqtt_host: str | None = "127.0.0.1"
+    mqtt_port: int = 1883
+
+
+async def run_gateway(config: GatewayConfig) -> None:
+    port = DbPort(
+        intervals=PollIntervals(config.poll_electricity, config.poll_water),
+        offline_after=config.offline_after,
+        backoff_base=timedelta(seconds=config.backoff_base),
+    )
+    server = DtuServer(
+        port,
+        host=config.host,
+        listen_port=config.port,
+        request_timeout=config.request_timeout,
+        heartbeat_timeout=config.heartbeat_timeout,
+    )
+    listening = await server.start()
+    process = GatewayProcess(server, port, ProcessOptions(tick=config.tick))
+    tasks = []
+    if config.mqtt_host:
+        adapter = MqttAdapter(
+            port, config.mqtt_host, config.mqtt_port, reply_timeout=config.request_timeout * 2
+        )
+        process.sinks.append(adapter)
+        tasks.append(asyncio.create_task(adapter.run()))
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, process.stop)
+    mqtt = f", MQTT {config.mqtt_host}:{config.mqtt_port}" if config.mqtt_host else ""
+    log.info("gateway listening for DTUs on %s:%s%s", config.host, listening, mqtt)
+    try:
+        await process.run()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await server.stop()
+        await port.close()
