@@ -120,6 +120,7 @@ class MqttAdapter:
     online: set[str] = field(default_factory=set)
     _orgs: dict[str, str] = field(default_factory=dict)
     _orgs_loaded: float = 0.0
+    _warned: bool = False
     _client: aiomqtt.Client | None = None
     _acks: dict[UUID, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     _reads: dict[tuple[str, str], list[asyncio.Future[MeterReading]]] = field(default_factory=dict)
@@ -304,11 +305,14 @@ class MqttAdapter:
                             await client.subscribe(f"{PREFIX}/+/+/{leaf}", qos=1)
                         self._client = client
                         self.connected.set()
+                        self._warned = False
                         log.info("MQTT connected to %s:%s", self.hostname, self.port)
                         async for message in client.messages:
                             await self._handle(message)
                 except aiomqtt.MqttError as exc:
-                    log.warning("MQTT %s:%s: %s; retrying", self.hostname, self.port, exc)
+                    if self.connected.is_set() or not self._warned:  # once per outage
+                        log.warning("MQTT %s:%s: %s; retrying", self.hostname, self.port, exc)
+                        self._warned = True
                 finally:
                     self._client = None
                     self.connected.clear()

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
-from meterpay.cli.demo_data import demo_exists, demo_logins, seed_demo
+from meterpay.cli.demo_data import DEMO_ORG_SLUG, demo_exists, demo_logins, seed_demo
 
 
 def _meterpay(*args: str) -> list[str]:
@@ -45,6 +45,7 @@ class Command(BaseCommand):
         if options["setup_only"]:
             return
         host, port = options["host"], options["port"]
+        gateway_port = os.environ.get("GATEWAY_PORT", "9000")
         processes = {
             "web": [
                 os.path.join(os.path.dirname(sys.executable), "gunicorn"),
@@ -61,6 +62,32 @@ class Command(BaseCommand):
                 "warning",
             ],
             "worker": _meterpay("run_huey", "--workers", "2"),
+            # Meters: polled every minute; the simulated clock runs x5 (faster would trip the
+            # spike check, which compares consumption with real elapsed time).
+            "gateway": _meterpay(
+                "gateway",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                gateway_port,
+                "--poll-electricity",
+                "60",
+                "--poll-water",
+                "120",
+                "--backoff",
+                "5",
+            ),
+            "simulate": _meterpay(
+                "simulate",
+                "--org",
+                DEMO_ORG_SLUG,
+                "--connect",
+                f"127.0.0.1:{gateway_port}",
+                "--speed",
+                "5",
+                "--heartbeat",
+                "30",
+            ),
         }
         children: dict[str, subprocess.Popen[bytes]] = {}
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "meterpay.settings"}
