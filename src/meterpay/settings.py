@@ -180,3 +180,4 @@ LOGGING = {
 }
 
 NINJA_PAGINATION_PER_PAGE = 50
+NINJA_PAGINATION_CLASS = "meterpay.api.pagination.LimitOffset"

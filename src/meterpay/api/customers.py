@@ -3,8 +3,9 @@ from typing import Any
 from django.db.models import Q
 from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
-from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.pagination import paginate
 
+from meterpay.api.pagination import LimitOffset
 from meterpay.api.schemas import AccountIn, AccountOut, CustomerIn, CustomerOut, CustomerPatch
 from meterpay.apps.customers import services
 from meterpay.apps.customers.models import Account, Customer
@@ -32,7 +33,7 @@ def accounts_qs(request: HttpRequest) -> Any:
 
 
 @router.get("/customers", response=list[CustomerOut])
-@paginate(LimitOffsetPagination)
+@paginate(LimitOffset)
 def customer_list(request: HttpRequest, q: str | None = None) -> Any:
     qs = org_objects(request.user, Customer)
     return qs.filter(name__icontains=q) if q else qs
@@ -63,7 +64,7 @@ def customer_update(request: HttpRequest, customer_id: int, payload: CustomerPat
 
 
 @router.get("/accounts", response=list[AccountOut])
-@paginate(LimitOffsetPagination)
+@paginate(LimitOffset)
 def account_list(request: HttpRequest, filters: Query[AccountFilter]) -> Any:
     qs = accounts_qs(request)
     if filters.status:

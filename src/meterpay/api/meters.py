@@ -4,8 +4,9 @@ from typing import Any
 
 from django.http import HttpRequest
 from ninja import Router, Status
-from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.pagination import paginate
 
+from meterpay.api.pagination import LimitOffset
 from meterpay.api.schemas import GatewayIn, GatewayOut, MeterIn, MeterOut, MeterReplaceIn
 from meterpay.apps.meters import services
 from meterpay.apps.meters.models import Gateway, Meter
@@ -17,7 +18,7 @@ router = Router(tags=["meters and gateways"])
 
 
 @router.get("/meters", response=list[MeterOut])
-@paginate(LimitOffsetPagination)
+@paginate(LimitOffset)
 def meter_list(
     request: HttpRequest,
     kind: str | None = None,
@@ -67,7 +68,7 @@ def meter_replace(request: HttpRequest, meter_id: int, payload: MeterReplaceIn) 
 
 
 @router.get("/gateways", response=list[GatewayOut])
-@paginate(LimitOffsetPagination)
+@paginate(LimitOffset)
 def gateway_list(request: HttpRequest) -> Any:
     return org_objects(request.user, Gateway)
 

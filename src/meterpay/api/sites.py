@@ -2,8 +2,9 @@ from typing import Any
 
 from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
-from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.pagination import paginate
 
+from meterpay.api.pagination import LimitOffset
 from meterpay.api.schemas import BuildingOut, FloorOut, RoomIn, RoomOut, RoomPatch, SiteIn, SiteOut
 from meterpay.apps.customers.selectors import rooms_filtered, rooms_with_status
 from meterpay.apps.organisations.access import access_object, org_objects, require
@@ -24,7 +25,7 @@ class RoomFilter(Schema):
 
 
 @router.get("/sites", response=list[SiteOut])
-@paginate(LimitOffsetPagination)
+@paginate(LimitOffset)
 def site_list(request: HttpRequest) -> Any:
     return org_objects(request.user, Site)
 
@@ -44,21 +45,21 @@ def site_detail(request: HttpRequest, site_id: int) -> Any:
 
 
 @router.get("/buildings", response=list[BuildingOut])
-@paginate(LimitOffsetPagination)
+@paginate(LimitOffset)
 def building_list(request: HttpRequest, site: int | None = None) -> Any:
     qs = org_objects(request.user, Building)
     return qs.filter(site_id=site) if site else qs
 
 
 @router.get("/floors", response=list[FloorOut])
-@paginate(LimitOffsetPagination)
+@paginate(LimitOffset)
 def floor_list(request: HttpRequest, building: int | None = None) -> Any:
     qs = org_objects(request.user, Floor)
     return qs.filter(building_id=building) if building else qs
 
 
 @router.get("/rooms", response=list[RoomOut])
-@paginate(LimitOffsetPagination)
+@paginate(LimitOffset)
 def room_list(request: HttpRequest, filters: Query[RoomFilter]) -> Any:
     params = {k: str(v) for k, v in filters.dict().items() if v not in (None, "")}
     return rooms_filtered(request.user, params)

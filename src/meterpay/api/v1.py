@@ -7,16 +7,51 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Router
-from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.pagination import paginate
 
 from meterpay.api import customers, meters, sites
 from meterpay.api.auth import BearerToken, StaffSession
+from meterpay.api.pagination import LimitOffset
 from meterpay.api.schemas import AuditEventOut, MeOut
 from meterpay.apps.audit.models import AuditEvent
 from meterpay.apps.organisations.access import org_objects, require
 from meterpay.core.roles import ROLE_PERMISSIONS, Permission, Role
 
-api = NinjaAPI(
+ERROR_RESPONSES = {
+    "400": "The request is well-formed but breaks a rule; `detail` says which, `errors` by field.",
+    "401": "No valid token or session.",
+    "403": "Your role does not allow this.",
+    "404": "No such object in your organisation.",
+    "409": "An idempotency key was reused with different content.",
+    "422": "The request does not match the schema; `detail` lists the fields.",
+}
+
+
+class MeterpayAPI(NinjaAPI):
+    """Documents the error answers every operation can give, once, instead of per operation."""
+
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> Any:
+        schema = super().get_openapi_schema(*args, **kwargs)
+        error = {
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"detail": {}, "errors": {"type": "object"}},
+                        "required": ["detail"],
+                    }
+                }
+            }
+        }
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                for status, description in ERROR_RESPONSES.items():
+                    responses.setdefault(status, {"description": description, **error})
+        return schema
+
+
+api = MeterpayAPI(
     title="meterpay API",
     version="1",
     description="Sites, customers, accounts, meters and gateways of your organisation. "
@@ -62,7 +97,7 @@ audit_router = Router(tags=["audit"])
 
 
 @audit_router.get("/audit-events", response=list[AuditEventOut])
-@paginate(LimitOffsetPagination)
+@paginate(LimitOffset)
 def audit_list(request: HttpRequest) -> Any:
     require(request.user, Permission.VIEW_AUDIT)
     return [

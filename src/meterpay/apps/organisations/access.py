@@ -45,5 +45,5 @@ def access_object[M: models.Model](user: Any, source: type[M] | models.QuerySet[
         qs = org_objects(user, model)
     try:
         return qs.get(pk=pk)
-    except (model.DoesNotExist, ValueError, TypeError):
+    except (model.DoesNotExist, ValueError, TypeError, OverflowError):
         raise Http404(f"no {model._meta.verbose_name} {pk}") from None
