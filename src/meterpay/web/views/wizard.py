@@ -74,6 +74,7 @@ def account_wizard(request: HttpRequest) -> HttpResponse:
         "room": room,
         "customer": customer,
         "state": state,
+        "step_index": [key for key, _label in STEPS].index(step) if step in dict(STEPS) else 0,
     }
     handler = {
         "room": _room_step,
