@@ -222,6 +222,12 @@ def test_login_logout_password_change_and_reset(client: Any) -> None:
     )
     assert response.status_code == 302
     assert client.login(username=user.username, password="an0ther-Passw0rd!")
+    from meterpay.apps.audit.models import AuditEvent
+
+    actions = set(
+        AuditEvent.objects.filter(object_id=str(user.pk)).values_list("action", flat=True)
+    )
+    assert {"user.password_change", "user.password_reset"} <= actions
 
 
 def test_language_switch_to_chinese(client: Any) -> None:

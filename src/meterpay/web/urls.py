@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from meterpay.web.views import admin_pages, customers, meters, portal, sites, users, wizard
+from meterpay.web.views import admin_pages, auth, customers, meters, portal, sites, users, wizard
 
 console = (
     [
@@ -52,7 +52,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "password/change/",
-        auth_views.PasswordChangeView.as_view(template_name="web/auth/password_change.html"),
+        auth.PasswordChangeView.as_view(),
         name="password_change",
     ),
     path(
@@ -75,9 +75,7 @@ urlpatterns = [
     ),
     path(
         "password/reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(
-            template_name="web/auth/password_reset_confirm.html"
-        ),
+        auth.PasswordResetConfirmView.as_view(),
         name="password_reset_confirm",
     ),
     path(
