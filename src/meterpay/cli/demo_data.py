@@ -17,7 +17,7 @@ from django.db import transaction
 from meterpay.apps.customers import services as customers
 from meterpay.apps.customers.models import Account, Customer
 from meterpay.apps.meters import services as meters
-from meterpay.apps.meters.models import Meter
+from meterpay.apps.meters.models import Gateway, Meter
 from meterpay.apps.organisations.models import Organisation
 from meterpay.apps.sites import services as sites
 from meterpay.apps.sites.models import Room
@@ -163,6 +163,30 @@ def seed_demo() -> DemoSummary:
         counter[protocol] += 1
         return f"{counter[protocol]:012d}" if protocol == "dlt645" else f"{counter[protocol]:014d}"
 
+    def add_meter(
+        room: Room,
+        gateway: Gateway,
+        kind: str,
+        model: str,
+        *,
+        address: str = "",
+        multiplier: int = 1,
+    ) -> Meter:
+        """A meter on the gateway's bus; a factory address is allotted unless one is given."""
+        protocol = gateway.protocol
+        return meters.meter_create(
+            actor=actor,
+            organisation=org,
+            kind=kind,
+            protocol=protocol,
+            address=address or next_address(protocol),
+            model=model,
+            gateway=gateway,
+            room=room,
+            multiplier=multiplier,
+            installed_on=install_day,
+        )
+
     # --- Mall: 3 floors x 20 shops; three-phase Modbus on 1F, single-phase DL/T 645 above.
     mall = sites.site_create(
         actor=actor,
@@ -194,17 +218,13 @@ def seed_demo() -> DemoSummary:
             room = sites.room_create(
                 actor=actor, floor=floor, number=f"{level}F-{n:02d}", kind="shop", area_m2=area
             )
-            meter = meters.meter_create(
-                actor=actor,
-                organisation=org,
-                kind="electricity_3p" if level == 1 else "electricity_1p",
-                protocol=protocol,
-                address=str(n) if protocol == "modbus" else next_address("dlt645"),
-                model="DTSY1352" if level == 1 else "DDSY1352",
-                gateway=gateway,
-                room=room,
+            meter = add_meter(
+                room,
+                gateway,
+                "electricity_3p" if level == 1 else "electricity_1p",
+                "DTSY1352" if level == 1 else "DDSY1352",
+                address=str(n) if protocol == "modbus" else "",
                 multiplier=20 if level == 1 else 1,
-                installed_on=install_day,
             )
             shop_rooms.append((room, [meter]))
         public = sites.room_create(
@@ -214,17 +234,13 @@ def seed_demo() -> DemoSummary:
             kind="public_area",
             area_m2=Decimal("400.00"),
         )
-        meters.meter_create(
-            actor=actor,
-            organisation=org,
-            kind="electricity_3p",
-            protocol=protocol,
-            address="100" if protocol == "modbus" else next_address("dlt645"),
-            model="DTSY1352",
-            gateway=gateway,
-            room=public,
+        add_meter(
+            public,
+            gateway,
+            "electricity_3p",
+            "DTSY1352",
+            address="100" if protocol == "modbus" else "",
             multiplier=40,
-            installed_on=install_day,
         )
 
     # --- Student dormitory: 4 buildings x 5 floors x 8 rooms, electricity and water in every room.
@@ -266,28 +282,8 @@ def seed_demo() -> DemoSummary:
                     kind="dormitory",
                     area_m2=Decimal("24.00"),
                 )
-                e = meters.meter_create(
-                    actor=actor,
-                    organisation=org,
-                    kind="electricity_1p",
-                    protocol="dlt645",
-                    address=next_address("dlt645"),
-                    model="DDSY1352",
-                    gateway=e_gateway,
-                    room=room,
-                    installed_on=install_day,
-                )
-                w = meters.meter_create(
-                    actor=actor,
-                    organisation=org,
-                    kind="water",
-                    protocol="cjt188",
-                    address=next_address("cjt188"),
-                    model="LXSY-15F",
-                    gateway=w_gateway,
-                    room=room,
-                    installed_on=install_day,
-                )
+                e = add_meter(room, e_gateway, "electricity_1p", "DDSY1352")
+                w = add_meter(room, w_gateway, "water", "LXSY-15F")
                 dorm_rooms.append((room, [e, w]))
         public = sites.room_create(
             actor=actor,
@@ -296,18 +292,7 @@ def seed_demo() -> DemoSummary:
             kind="public_area",
             area_m2=Decimal("180.00"),
         )
-        meters.meter_create(
-            actor=actor,
-            organisation=org,
-            kind="electricity_3p",
-            protocol="dlt645",
-            address=next_address("dlt645"),
-            model="DTSY1352",
-            gateway=e_gateway,
-            room=public,
-            multiplier=10,
-            installed_on=install_day,
-        )
+        add_meter(public, e_gateway, "electricity_3p", "DTSY1352", multiplier=10)
 
     # --- Office block behind an MQTT gateway: 6 floors x 4 offices, three-phase.
     office = sites.site_create(
@@ -337,18 +322,7 @@ def seed_demo() -> DemoSummary:
                 kind="office",
                 area_m2=Decimal(rng.choice((120, 180, 240, 360))),
             )
-            m = meters.meter_create(
-                actor=actor,
-                organisation=org,
-                kind="electricity_3p",
-                protocol="dlt645",
-                address=next_address("dlt645"),
-                model="DTSY1352",
-                gateway=mqtt,
-                room=room,
-                multiplier=30,
-                installed_on=install_day,
-            )
+            m = add_meter(room, mqtt, "electricity_3p", "DTSY1352", multiplier=30)
             office_rooms.append((room, [m]))
     lobby = sites.room_create(
         actor=actor,
@@ -357,18 +331,7 @@ def seed_demo() -> DemoSummary:
         kind="public_area",
         area_m2=Decimal("600.00"),
     )
-    meters.meter_create(
-        actor=actor,
-        organisation=org,
-        kind="electricity_3p",
-        protocol="dlt645",
-        address=next_address("dlt645"),
-        model="DTSY1352",
-        gateway=mqtt,
-        room=lobby,
-        multiplier=60,
-        installed_on=install_day,
-    )
+    add_meter(lobby, mqtt, "electricity_3p", "DTSY1352", multiplier=60)
 
     # --- Customers and accounts in every state.
     accounts = 0
