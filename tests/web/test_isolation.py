@@ -13,6 +13,7 @@ from django.urls import get_resolver, reverse
 
 from meterpay.api.v1 import api
 from meterpay.apps.audit.models import AuditEvent
+from meterpay.apps.control.models import MeterCommand
 from meterpay.apps.customers.models import Account, Customer
 from meterpay.apps.meters.models import Gateway, Meter
 from meterpay.apps.sites.models import Room, Site
@@ -44,6 +45,10 @@ CONSOLE_OBJECT_PAGES: dict[str, Any] = {
     "meter_detail": (
         lambda a: {"meter_id": a.meter.pk},
         lambda a: {"address": "999999999999", "on": "2026-01-01"},
+    ),
+    "meter_commands": (
+        lambda a: {"meter_id": a.meter.pk},
+        lambda a: {"kind": "relay_trip", "reason": "x"},
     ),
     "gateway_detail": (lambda a: {"gateway_id": a.gateway.pk}, None),
     "import_detail": (lambda a: {"batch_id": a.batch.pk}, lambda a: {}),
@@ -196,6 +201,7 @@ BODIES: dict[tuple[str, str], Any] = {
         "address": "888888888888",
         "on": "2026-05-01",
     },
+    ("POST", "/meters/{meter_id}/commands"): lambda a: {"kind": "relay_trip", "reason": "hijack"},
     ("POST", "/gateways"): lambda a: {
         "site_id": a.site.pk,
         "identifier": "NEW",
@@ -272,4 +278,5 @@ def _counts(a: Any) -> tuple[int, ...]:
         Meter.objects.filter(organisation=a.org, removed_on__isnull=True).count(),
         Gateway.objects.filter(organisation=a.org).count(),
         AuditEvent.objects.filter(organisation=a.org).count(),
+        MeterCommand.objects.filter(organisation=a.org).count(),
     )

@@ -9,7 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Router
 from ninja.pagination import paginate
 
-from meterpay.api import customers, meters, sites
+from meterpay.api import control, customers, meters, sites
 from meterpay.api.auth import BearerToken, StaffSession
 from meterpay.api.pagination import LimitOffset
 from meterpay.api.schemas import AuditEventOut, MeOut
@@ -120,4 +120,5 @@ api.add_router("", me_router)
 api.add_router("", sites.router)
 api.add_router("", customers.router)
 api.add_router("", meters.router)
+api.add_router("", control.router)
 api.add_router("", audit_router)

@@ -21,6 +21,7 @@ console = (
         path("meters/", meters.meter_list, name="meter_list"),
         path("meters/new/", meters.meter_create, name="meter_create"),
         path("meters/<int:meter_id>/", meters.meter_detail, name="meter_detail"),
+        path("meters/<int:meter_id>/commands/", meters.meter_commands, name="meter_commands"),
         path("gateways/", meters.gateway_list, name="gateway_list"),
         path("gateways/new/", meters.gateway_create, name="gateway_create"),
         path("gateways/<int:gateway_id>/", meters.gateway_detail, name="gateway_detail"),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -7,11 +8,16 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from meterpay.apps.control import selectors as control_selectors
+from meterpay.apps.control import services as control_services
+from meterpay.apps.control.models import MeterCommand
 from meterpay.apps.meters import services
 from meterpay.apps.meters.models import Gateway, Meter
-from meterpay.apps.organisations.access import access_object, org_objects
+from meterpay.apps.organisations.access import access_object, org_objects, require
+from meterpay.apps.readings import selectors as reading_selectors
 from meterpay.core.roles import Permission
 from meterpay.web.forms import GatewayForm, MeterForm, MeterReplaceForm
 from meterpay.web.views.base import deny, page, querystring_without_page, staff_view
@@ -21,7 +27,7 @@ from meterpay.web.views.base import deny, page, querystring_without_page, staff_
 def meter_list(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
     meters = org_objects(user, Meter).select_related(
-        "gateway", "room__floor__building", "account__customer"
+        "gateway", "room__floor__building", "account__customer", "link"
     )
     kind = request.GET.get("kind", "")
     installed = request.GET.get("installed", "yes")
@@ -101,7 +107,75 @@ def meter_detail(request: HttpRequest, meter_id: int) -> HttpResponse:
     return render(
         request,
         "web/meters/detail.html",
-        {"section": "meters", "meter": meter, "replace_form": form, "replaces": replaces},
+        {
+            "section": "meters",
+            "meter": meter,
+            "replace_form": form,
+            "replaces": replaces,
+            **_connectivity_context(meter),
+        },
+    )
+
+
+def _connectivity_context(meter: Meter) -> dict[str, Any]:
+    """Link state, reading history (for the chart), supply state and the command log."""
+    since = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=47)
+    series = reading_selectors.consumption_by_bucket(meter, since=since)
+    unit = "m³" if meter.kind == Meter.Kind.WATER else "kWh"
+    return {
+        "link": reading_selectors.meter_link(meter),
+        "supply": control_selectors.supply_state(meter),
+        "reads": reading_selectors.register_reads(meter, limit=10),
+        "flagged": reading_selectors.flagged_intervals(meter, limit=10),
+        "commands": control_selectors.command_log(meter, limit=20),
+        "command_kinds": _command_kinds(meter),
+        "chart": {
+            "labels": [timezone.localtime(at).strftime("%m-%d %H:%M") for at, _ in series],
+            "values": [str(value) for _, value in series],
+            "unit": unit,
+        },
+    }
+
+
+def _command_kinds(meter: Meter) -> list[tuple[str, str, bool]]:
+    """(kind, label, dangerous) of the buttons this meter offers."""
+    if meter.kind == Meter.Kind.WATER:
+        return [("valve_close", _("Close valve"), True), ("valve_open", _("Open valve"), False)]
+    return [("relay_trip", _("Trip relay"), True), ("relay_close", _("Close relay"), False)]
+
+
+@staff_view()
+def meter_commands(request: HttpRequest, meter_id: int) -> HttpResponse:
+    """GET: the meter's full command log. POST: send a relay/valve command (with confirmation)."""
+    user: Any = request.user
+    meter = access_object(user, Meter.objects.select_related("gateway"), meter_id)
+    if request.method == "POST":
+        require(user, Permission.MANAGE_METERS)
+        try:
+            command = control_services.meter_command_request(
+                actor=user,
+                meter=meter,
+                kind=request.POST.get("kind", ""),
+                reason=request.POST.get("reason", "").strip(),
+                requested_by=MeterCommand.Requester.OPERATOR,
+            )
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+        else:
+            messages.success(
+                request,
+                _("%(command)s queued; the gateway sends it and confirms it with a status read.")
+                % {"command": command.get_kind_display()},
+            )
+        return redirect("console:meter_detail", meter.pk)
+    return render(
+        request,
+        "web/meters/commands.html",
+        {
+            "section": "meters",
+            "meter": meter,
+            "commands": page(request, control_selectors.command_log(meter, limit=None)),
+        },
     )
 
 
@@ -110,7 +184,7 @@ def gateway_list(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
     gateways = (
         org_objects(user, Gateway)
-        .select_related("site")
+        .select_related("site", "link")
         .annotate(meter_count=Count("meters", filter=Q(meters__removed_on__isnull=True)))
         .order_by("identifier")
         .order_by("identifier")
@@ -145,9 +219,9 @@ def gateway_create(request: HttpRequest) -> HttpResponse:
 @staff_view()
 def gateway_detail(request: HttpRequest, gateway_id: int) -> HttpResponse:
     user: Any = request.user
-    gateway = access_object(user, Gateway.objects.select_related("site"), gateway_id)
+    gateway = access_object(user, Gateway.objects.select_related("site", "link"), gateway_id)
     meters = gateway.meters.filter(removed_on__isnull=True).select_related(
-        "room__floor__building", "account"
+        "room__floor__building", "account", "link"
     )
     return render(
         request,

@@ -19,6 +19,7 @@ from meterpay.apps.customers.selectors import (
 )
 from meterpay.apps.meters.models import Gateway, Meter
 from meterpay.apps.organisations.access import access_object, org_objects
+from meterpay.apps.readings.selectors import rooms_with_link_state
 from meterpay.apps.sites import services
 from meterpay.apps.sites.models import Building, Floor, Room, Site
 from meterpay.core.roles import Permission
@@ -119,7 +120,7 @@ def room_grid(request: HttpRequest) -> HttpResponse:
     rooms = rooms_filtered(user, params)
     context = {
         "section": "rooms",
-        "rooms": page(request, rooms, per_page=120),
+        "rooms": page(request, rooms_with_link_state(rooms), per_page=120),
         "counts": room_status_counts(rooms),
         "params": params,
         "query": querystring_without_page(request),
