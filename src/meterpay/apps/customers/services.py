@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 
 from django.core.exceptions import ValidationError
@@ -18,6 +18,12 @@ ACTIVE_STATUSES = (Account.Status.PRESET, Account.Status.OPEN, Account.Status.SU
 
 class AccountError(ValidationError):
     pass
+
+
+#: Called as ``hook(actor=..., account=...)`` inside ``account_close``'s transaction, before the
+#: account closes. Apps above customers register here (the wallets app settles the wallet:
+#: final charges, then refund or arrears), because customers may not import them.
+ACCOUNT_CLOSE_HOOKS: list[Callable[..., object]] = []
 
 
 @transaction.atomic
@@ -228,6 +234,8 @@ def account_close(*, actor: object, account: Account, move_out_on: date | None =
     account = Account.objects.select_for_update().get(pk=account.pk)
     if account.status == Account.Status.CLOSED:
         raise AccountError({"status": "the account is closed already"})
+    for hook in ACCOUNT_CLOSE_HOOKS:
+        hook(actor=actor, account=account)
     before = snapshot(account)
     account.status = Account.Status.CLOSED
     account.closed_at = timezone.now()

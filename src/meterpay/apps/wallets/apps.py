@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class Config(AppConfig):
+    name = "meterpay.apps.wallets"
+    label = "wallets"
+
+    def ready(self) -> None:
+        from meterpay.apps.customers.services import ACCOUNT_CLOSE_HOOKS
+        from meterpay.apps.wallets.services import settle_on_close
+
+        if settle_on_close not in ACCOUNT_CLOSE_HOOKS:
+            ACCOUNT_CLOSE_HOOKS.append(settle_on_close)

@@ -1,0 +1,140 @@
+"""Notifications: written to the outbox in the deciding transaction, sent after commit.
+
+Channels per organisation (:class:`NotificationChannel`): any Apprise URL (SMS gateways,
+WeCom / DingTalk bots, app push…), e-mail through Django's mailer, or a webhook (JSON POST,
+signed like the forwarding API). Without a channel, the customer's e-mail address is used.
+Each :class:`Notification` records its delivery result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from datetime import datetime
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from meterpay.apps.customers.models import Account
+from meterpay.apps.wallets.models import Notification, NotificationChannel
+from meterpay.core.payments import forwarding
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 5
+
+
+def notification_create(
+    *, account: Account, kind: str, subject: str, body: str, level: int | None = None
+) -> list[Notification]:
+    """One outbox row per enabled channel of the organisation (or one for the customer's e-mail)."""
+    channels = list(
+        NotificationChannel.objects.filter(organisation_id=account.organisation_id, enabled=True)
+    )
+    rows = [
+        Notification.objects.create(
+            organisation_id=account.organisation_id,
+            account=account,
+            channel=channel,
+            kind=kind,
+            level=level,
+            subject=subject[:200],
+            body=body,
+        )
+        for channel in (channels or [None])
+    ]
+    transaction.on_commit(_schedule_sending)
+    return rows
+
+
+def _schedule_sending() -> None:
+    try:
+        from meterpay.apps.wallets.tasks import notifications_send_task
+
+        notifications_send_task()
+    except Exception:  # the periodic task retries; never break the committed request
+        log.exception("could not schedule notification sending")
+
+
+def _target(template: str, account: Account) -> str:
+    customer = account.customer
+    return template.replace("{phone}", customer.phone).replace("{email}", customer.email)
+
+
+def _deliver(notification: Notification) -> str:
+    channel = notification.channel
+    account = notification.account
+    if channel is None or channel.kind == NotificationChannel.Kind.EMAIL:
+        address = _target(channel.target, account) if channel and channel.target else ""
+        address = address or account.customer.email
+        if not address:
+            raise RuntimeError("no channel and no e-mail address for the customer")
+        send_mail(notification.subject, notification.body, settings.DEFAULT_FROM_EMAIL, [address])
+        return f"e-mail to {address}"
+    if channel.kind == NotificationChannel.Kind.APPRISE:
+        import apprise
+
+        sender = apprise.Apprise()
+        if not sender.add(_target(channel.target, account)):
+            raise RuntimeError("Apprise does not understand this URL")
+        if not sender.notify(title=notification.subject, body=notification.body):
+            raise RuntimeError("Apprise reported a failure")
+        return f"apprise {channel.name}"
+    body = json.dumps(
+        {
+            "id": notification.pk,
+            "kind": notification.kind,
+            "level": notification.level,
+            "account": account.number,
+            "subject": notification.subject,
+            "body": notification.body,
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+    ).encode()
+    headers = {"Content-Type": "application/json"}
+    if channel.secret:
+        headers.update(
+            forwarding.sign_request(secret=channel.secret.encode(), body=body, now=timezone.now())
+        )
+    if not channel.target.startswith(("https://", "http://")):
+        raise RuntimeError("a webhook target is an http(s) URL")
+    request = urllib.request.Request(  # noqa: S310 - http(s) checked above
+        channel.target, data=body, headers=headers, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - checked above
+        return f"webhook HTTP {response.status}"
+
+
+def notifications_send(*, limit: int = 200, now: datetime | None = None) -> int:
+    """Send pending notifications; each records its result. Returns how many were sent."""
+    sent = 0
+    ids = list(
+        Notification.objects.filter(status=Notification.Status.PENDING)
+        .order_by("created_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for pk in ids:
+        with transaction.atomic():
+            notification = (
+                Notification.objects.select_for_update(skip_locked=True)
+                .select_related("channel", "account__customer")
+                .filter(pk=pk, status=Notification.Status.PENDING)
+                .first()
+            )
+            if notification is None:
+                continue
+            notification.attempts += 1
+            try:
+                notification.result = _deliver(notification)[:300]
+                notification.status = Notification.Status.SENT
+                notification.sent_at = now or timezone.now()
+                sent += 1
+            except Exception as exc:  # any delivery failure is recorded, not raised
+                notification.result = f"{type(exc).__name__}: {exc}"[:300]
+                if notification.attempts >= MAX_ATTEMPTS:
+                    notification.status = Notification.Status.FAILED
+            notification.save(update_fields=["attempts", "result", "status", "sent_at"])
+    return sent

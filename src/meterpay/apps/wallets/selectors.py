@@ -1,0 +1,122 @@
+"""Reads of wallets and the ledger, shared by the console, the portal and the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, QuerySet, Sum
+from django.utils import timezone
+
+from meterpay.apps.customers.models import Account
+from meterpay.apps.wallets.models import JournalEntry, Posting, Recharge, Wallet
+from meterpay.core.money import from_minor
+
+
+@dataclass(frozen=True, slots=True)
+class WalletView:
+    balance: Decimal
+    currency: str
+    supply: str  # "on" | "off"
+    supply_detail: str
+    days_of_credit_left: Decimal | None
+    keep_supply: bool
+    cut_deferred_until: datetime | None
+
+
+def wallet_of(account: Account) -> Wallet | None:
+    try:
+        return account.wallet  # type: ignore[attr-defined,no-any-return]
+    except Wallet.DoesNotExist:
+        return None
+
+
+def wallet_view(account: Account, *, with_estimate: bool = True) -> WalletView:
+    from meterpay.apps.wallets.supply import credit_estimate
+
+    wallet = wallet_of(account)
+    currency = wallet.currency if wallet else "CNY"
+    if wallet is None:
+        return WalletView(Decimal("0.00"), currency, "on", "on", None, False, None)
+    days = credit_estimate(wallet).days if with_estimate else None
+    return WalletView(
+        balance=from_minor(wallet.balance_minor, currency),
+        currency=currency,
+        supply="on" if wallet.supply == "on" else "off",
+        supply_detail=wallet.supply,
+        days_of_credit_left=days,
+        keep_supply=wallet.keep_supply,
+        cut_deferred_until=wallet.cut_deferred_until,
+    )
+
+
+def wallet_history(account: Account) -> QuerySet[JournalEntry]:
+    return (
+        JournalEntry.objects.filter(account=account)
+        .select_related("created_by", "reverses")
+        .order_by("-occurred_at", "-id")
+    )
+
+
+def ledger_mismatches(organisation_id: int | None = None) -> list[tuple[int, int, int]]:
+    """(wallet id, cached balance, -sum of postings) for every wallet where they differ."""
+    wallets = Wallet.objects.all()
+    if organisation_id is not None:
+        wallets = wallets.filter(organisation_id=organisation_id)
+    sums = dict(
+        Posting.objects.filter(ledger_account__wallet__isnull=False)
+        .values_list("ledger_account__wallet")
+        .annotate(total=Sum("amount"))
+        .values_list("ledger_account__wallet", "total")
+    )
+    bad = []
+    for pk, cached in wallets.values_list("pk", "balance_minor"):
+        actual = -int(sums.get(pk) or 0)
+        if actual != cached:
+            bad.append((pk, cached, actual))
+    return bad
+
+
+def unbalanced_entries() -> list[tuple[int, int]]:
+    return [
+        (pk, total)
+        for pk, total in Posting.objects.values_list("entry")
+        .annotate(total=Sum("amount"), n=Count("id"))
+        .exclude(total=0)
+        .values_list("entry", "total")
+    ]
+
+
+def local_bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    """[start 00:00, end+1 00:00) in the current time zone."""
+    tz = timezone.get_current_timezone()
+    return datetime.combine(start, time(0), tz), datetime.combine(
+        end + timedelta(days=1), time(0), tz
+    )
+
+
+def entries_in(organisation_id: int, start: date, end: date) -> QuerySet[JournalEntry]:
+    lo, hi = local_bounds(start, end)
+    return JournalEntry.objects.filter(
+        organisation_id=organisation_id, occurred_at__gte=lo, occurred_at__lt=hi
+    )
+
+
+def pending_transfers(organisation_id: int) -> QuerySet[Recharge]:
+    return Recharge.objects.filter(
+        organisation_id=organisation_id, channel="bank_transfer", status=Recharge.Status.PENDING
+    ).select_related("account__customer")
+
+
+def postings_by_account(organisation_id: int, start: date, end: date) -> dict[str, int]:
+    lo, hi = local_bounds(start, end)
+    rows: Any = (
+        Posting.objects.filter(
+            organisation_id=organisation_id, entry__occurred_at__gte=lo, entry__occurred_at__lt=hi
+        )
+        .values_list("ledger_account__code")
+        .annotate(total=Sum("amount"))
+    )
+    return {code: int(total) for code, total in rows}
