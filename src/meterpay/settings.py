@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "meterpay.apps.audit",
     "meterpay.apps.sites",
     "meterpay.apps.customers",
+    "meterpay.apps.tariffs",
     "meterpay.apps.wallets",
     "meterpay.apps.meters",
     "meterpay.apps.readings",
