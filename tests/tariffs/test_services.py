@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from meterpay.apps.audit.models import AuditEvent
 from meterpay.apps.tariffs import selectors, services
-from meterpay.apps.tariffs.models import AccountTariff, Tariff, TariffRevision
+from meterpay.apps.tariffs.models import AccountTariff, Tariff
 from meterpay.core.tariffs import Interval, rate
 from tests.factories import build_org
 from tests.tariffs.helpers import (

@@ -17,6 +17,7 @@ from meterpay.apps.control.models import MeterCommand
 from meterpay.apps.customers.models import Account, Customer
 from meterpay.apps.meters.models import Gateway, Meter
 from meterpay.apps.sites.models import Room, Site
+from meterpay.apps.wallets.models import JournalEntry, Recharge
 from tests.factories import PASSWORD, build_org
 
 pytestmark = pytest.mark.django_db
@@ -158,6 +159,23 @@ def test_token_revoke_of_another_users_token_is_404(client: Any, orgs: Any) -> N
     assert a.token.revoked_at is None
 
 
+def test_portal_pay_pages_of_another_tenants_account_are_404(client: Any, orgs: Any) -> None:
+    from meterpay.apps.wallets.payments import demo_providers_create, online_order_create
+
+    a, b = orgs
+    demo_providers_create(actor="test", organisation=a.org)
+    order = online_order_create(actor="test", account=a.account, amount="5.00", provider="wechat")
+    _login(client, b.tenant)
+    assert client.get(reverse("portal:pay", args=[a.account.pk])).status_code == 404
+    assert (
+        client.post(reverse("portal:pay", args=[a.account.pk]), {"amount": "5.00"}).status_code
+        == 404
+    )
+    assert client.get(reverse("portal:pay_order", args=[order.number])).status_code == 404
+    assert client.post(reverse("portal:pay_order", args=[order.number])).status_code == 404
+    assert client.get(reverse("portal:pay", args=[b.account.pk])).status_code == 200
+
+
 def test_portal_shows_only_the_tenants_own_accounts(client: Any, orgs: Any) -> None:
     _a, b = orgs
     _login(client, b.tenant)
@@ -176,6 +194,7 @@ PATH_IDS = {
     "account_id": lambda a: a.account.pk,
     "meter_id": lambda a: a.meter.pk,
     "gateway_id": lambda a: a.gateway.pk,
+    "provider": lambda a: f"{a.org.slug}-local",
 }
 # Bodies for operations whose body names objects (ids of org A when attacking).
 BODIES: dict[tuple[str, str], Any] = {
@@ -208,6 +227,18 @@ BODIES: dict[tuple[str, str], Any] = {
         "kind": "dtu_4g",
         "protocol": "dlt645",
     },
+    ("POST", "/accounts/{account_id}/recharges"): lambda a: {"amount": "50.00", "channel": "cash"},
+    ("POST", "/accounts/{account_id}/refunds"): lambda a: {"amount": "1.00", "channel": "cash"},
+    ("POST", "/payments/wechat/notify"): lambda a: {"event_type": "TRANSACTION.SUCCESS"},
+    ("POST", "/payments/alipay/notify"): lambda a: {"out_trade_no": "x"},
+    ("POST", "/payments/forward/{provider}/callback"): lambda a: {"order_no": "x"},
+}
+# Provider notifications take no login: an unsigned (forged) one is refused with 400 whoever
+# sends it, and changes nothing (tests/wallets covers genuine ones and replays).
+UNAUTHENTICATED_NOTIFICATIONS = {
+    ("POST", "/payments/wechat/notify"),
+    ("POST", "/payments/alipay/notify"),
+    ("POST", "/payments/forward/{provider}/callback"),
 }
 # Creates whose body names no object of another organisation: allowed, in B's own organisation.
 OWN_ORG_CREATES = {("POST", "/sites"), ("POST", "/customers")}
@@ -247,7 +278,9 @@ def test_api_operations_on_another_orgs_objects_are_404(
     response = client.generic(
         method, url, data=__import__("json").dumps(body), content_type="application/json", **headers
     )
-    if params or ((method, path) in BODIES and (method, path) not in OWN_ORG_CREATES):
+    if (method, path) in UNAUTHENTICATED_NOTIFICATIONS:
+        assert response.status_code == 400, (method, path, response.status_code)
+    elif params or ((method, path) in BODIES and (method, path) not in OWN_ORG_CREATES):
         assert response.status_code == 404, (
             method,
             path,
@@ -278,5 +311,7 @@ def _counts(a: Any) -> tuple[int, ...]:
         Meter.objects.filter(organisation=a.org, removed_on__isnull=True).count(),
         Gateway.objects.filter(organisation=a.org).count(),
         AuditEvent.objects.filter(organisation=a.org).count(),
+        JournalEntry.objects.filter(organisation=a.org).count(),
+        Recharge.objects.filter(organisation=a.org).count(),
         MeterCommand.objects.filter(organisation=a.org).count(),
     )

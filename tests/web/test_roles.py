@@ -177,8 +177,39 @@ ACTIONS: list[tuple[str, Permission, Any, set[int]]] = [
         {200},
     ),
 ]
-# Permissions with no page or endpoint yet (finance pages arrive with the wallet).
-NOT_YET_EXPOSED = {Permission.VIEW_FINANCE}
+ACTIONS += [
+    (
+        "api account ledger history",
+        Permission.VIEW_FINANCE,
+        lambda c, o, u: _api(c, o, u, "GET", f"/accounts/{o.account.pk}/entries"),
+        {200},
+    ),
+    (
+        "api record cash recharge",
+        Permission.RECORD_PAYMENTS,
+        lambda c, o, u: _api_keyed(
+            c, u, "POST", f"/accounts/{o.account.pk}/recharges", {"amount": "5.00"}, u.role
+        ),
+        {201},
+    ),
+]
+# Permissions with no page or endpoint yet.
+NOT_YET_EXPOSED: set[Permission] = set()
+
+
+def _api_keyed(client: Any, user: Any, method: str, path: str, body: Any, key: str) -> int:
+    from meterpay.apps.users.services import api_token_create
+
+    _token, raw = api_token_create(actor="test", user=user)
+    response = client.generic(
+        method,
+        "/api/v1" + path,
+        data=json.dumps(body),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {raw}",
+        HTTP_IDEMPOTENCY_KEY=key,
+    )
+    return int(response.status_code)
 
 
 def test_every_permission_is_exercised() -> None:

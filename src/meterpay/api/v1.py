@@ -9,7 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Router
 from ninja.pagination import paginate
 
-from meterpay.api import control, customers, meters, sites
+from meterpay.api import control, customers, meters, sites, tariffs
 from meterpay.api.auth import BearerToken, StaffSession
 from meterpay.api.pagination import LimitOffset
 from meterpay.api.schemas import AuditEventOut, MeOut
@@ -121,4 +121,5 @@ api.add_router("", sites.router)
 api.add_router("", customers.router)
 api.add_router("", meters.router)
 api.add_router("", control.router)
+api.add_router("", tariffs.router)
 api.add_router("", audit_router)

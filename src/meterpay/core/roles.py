@@ -23,6 +23,7 @@ class Permission(StrEnum):
     MANAGE_CUSTOMERS = "manage_customers"  # customer archives
     MANAGE_ACCOUNTS = "manage_accounts"  # open, suspend, close accounts; move in and out
     MANAGE_METERS = "manage_meters"  # meters and gateways, replacement
+    MANAGE_TARIFFS = "manage_tariffs"  # tariff documents, price changes, account tariffs
     IMPORT_DATA = "import_data"  # bulk import of rooms, customers, meters
     VIEW_FINANCE = "view_finance"  # orders, income, reconciliation
     MANAGE_USERS = "manage_users"  # staff users and their roles
@@ -47,6 +48,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         {
             Permission.VIEW,
             Permission.VIEW_FINANCE,
+            Permission.MANAGE_TARIFFS,
             Permission.MANAGE_OWN_TOKENS,
             Permission.VIEW_AUDIT,
         }

@@ -17,6 +17,7 @@ NAVIGATION = [
     ("console:account_list", _("Accounts"), Permission.VIEW, "accounts"),
     ("console:meter_list", _("Meters"), Permission.VIEW, "meters"),
     ("console:gateway_list", _("Gateways"), Permission.VIEW, "gateways"),
+    ("console:tariff_list", _("Tariffs"), Permission.VIEW, "tariffs"),
     ("console:import_list", _("Imports"), Permission.IMPORT_DATA, "imports"),
     ("console:audit_list", _("Audit log"), Permission.VIEW_AUDIT, "audit"),
     ("console:user_list", _("Users"), Permission.MANAGE_USERS, "users"),

@@ -3,7 +3,17 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from meterpay.web.views import admin_pages, auth, customers, meters, portal, sites, users, wizard
+from meterpay.web.views import (
+    admin_pages,
+    auth,
+    customers,
+    meters,
+    portal,
+    sites,
+    tariffs,
+    users,
+    wizard,
+)
 
 console = (
     [
@@ -18,6 +28,7 @@ console = (
         path("accounts/", customers.account_list, name="account_list"),
         path("accounts/open/", wizard.account_wizard, name="account_wizard"),
         path("accounts/<int:account_id>/", customers.account_detail, name="account_detail"),
+        path("accounts/<int:account_id>/tariffs/", tariffs.account_tariffs, name="account_tariffs"),
         path("meters/", meters.meter_list, name="meter_list"),
         path("meters/new/", meters.meter_create, name="meter_create"),
         path("meters/<int:meter_id>/", meters.meter_detail, name="meter_detail"),
@@ -32,6 +43,14 @@ console = (
             admin_pages.import_template,
             name="import_template",
         ),
+        path("tariffs/", tariffs.tariff_list, name="tariff_list"),
+        path("tariffs/new/", tariffs.tariff_create, name="tariff_create"),
+        path("tariffs/import/", tariffs.tariff_import, name="tariff_import"),
+        path("tariffs/<int:tariff_id>/", tariffs.tariff_detail, name="tariff_detail"),
+        path("tariffs/<int:tariff_id>/edit/", tariffs.tariff_edit, name="tariff_edit"),
+        path("tariffs/<int:tariff_id>/schedule/", tariffs.tariff_schedule, name="tariff_schedule"),
+        path("tariffs/<int:tariff_id>/preview/", tariffs.tariff_preview, name="tariff_preview"),
+        path("tariffs/<int:tariff_id>/export/", tariffs.tariff_export, name="tariff_export"),
         path("audit/", admin_pages.audit_list, name="audit_list"),
         path("settings/tokens/", admin_pages.token_list, name="token_list"),
         path("settings/users/", users.user_list, name="user_list"),

@@ -161,10 +161,14 @@ def tariff_update_document(
     return tariff
 
 
-def _naive_local(moment: datetime, organisation: Organisation) -> datetime:
+def naive_local(moment: datetime, organisation: Organisation) -> datetime:
+    """``moment`` as the organisation's wall-clock time without offset (naive stays as is)."""
     if moment.tzinfo is None:
         return moment
-    return moment.astimezone(ZoneInfo(organisation.timezone)).replace(tzinfo=None)
+    try:
+        return moment.astimezone(ZoneInfo(organisation.timezone)).replace(tzinfo=None)
+    except (OverflowError, ValueError):
+        raise TariffValidationError({"effective_from": ["is not a usable time"]}) from None
 
 
 @transaction.atomic
@@ -183,7 +187,7 @@ def tariff_version_schedule(
     """
     tariff = _locked(tariff)
     organisation = tariff.organisation
-    start = _naive_local(effective_from, organisation).replace(second=0, microsecond=0)
+    start = naive_local(effective_from, organisation).replace(second=0, microsecond=0)
     if start < local_now(organisation).replace(second=0, microsecond=0):
         raise TariffValidationError(
             {"effective_from": ["must be now or later; to correct past prices, edit the document"]}
@@ -391,6 +395,7 @@ def account_tariff_assign(
     assignment.created_by_label = _actor_label(actor)
     assignment.full_clean()
     assignment.save()
+    assignment.refresh_from_db()  # decimals as stored (scale and places of the columns)
     audit_record(
         actor=actor,
         action="account.tariff_assign",

@@ -7,11 +7,13 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from meterpay.apps.customers import services
 from meterpay.apps.customers.models import Account, Customer
 from meterpay.apps.organisations.access import access_object, org_objects
+from meterpay.apps.tariffs import selectors as tariff_selectors
 from meterpay.core.roles import Permission
 from meterpay.web.forms import CustomerForm
 from meterpay.web.views.base import deny, page, querystring_without_page, staff_view
@@ -142,8 +144,18 @@ def account_detail(request: HttpRequest, account_id: int) -> HttpResponse:
         return redirect("console:account_detail", account.pk)
     rooms = account.rooms.select_related("floor__building__site")
     meters = account.meters.select_related("gateway", "room").order_by("removed_on", "address")
+    tariff_assignments = list(tariff_selectors.account_assignments(account))
+    now = timezone.now()
     return render(
         request,
         "web/accounts/detail.html",
-        {"section": "accounts", "account": account, "rooms": rooms, "meters": meters},
+        {
+            "section": "accounts",
+            "account": account,
+            "rooms": rooms,
+            "meters": meters,
+            "assignments": tariff_assignments,
+            "in_force": tariff_selectors.current_assignments(tariff_assignments, now),
+            "now_utc": now,
+        },
     )

@@ -6,96 +6,236 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('customers', '0001_initial'),
-        ('organisations', '0001_initial'),
+        ("customers", "0001_initial"),
+        ("organisations", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Tariff',
+            name="Tariff",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('utility', models.CharField(choices=[('electricity', 'Electricity'), ('water', 'Water')], max_length=12, verbose_name='utility')),
-                ('description', models.TextField(blank=True, verbose_name='description')),
-                ('document', models.JSONField(verbose_name='tariff document')),
-                ('archived', models.BooleanField(default=False, verbose_name='archived')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
-                ('organisation', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='organisations.organisation', verbose_name='organisation')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                (
+                    "utility",
+                    models.CharField(
+                        choices=[("electricity", "Electricity"), ("water", "Water")],
+                        max_length=12,
+                        verbose_name="utility",
+                    ),
+                ),
+                ("description", models.TextField(blank=True, verbose_name="description")),
+                ("document", models.JSONField(verbose_name="tariff document")),
+                ("archived", models.BooleanField(default=False, verbose_name="archived")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="organisations.organisation",
+                        verbose_name="organisation",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'tariff',
-                'verbose_name_plural': 'tariffs',
-                'ordering': ['archived', 'utility', 'name', 'id'],
+                "verbose_name": "tariff",
+                "verbose_name_plural": "tariffs",
+                "ordering": ["archived", "utility", "name", "id"],
             },
         ),
         migrations.CreateModel(
-            name='AccountTariff',
+            name="AccountTariff",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('utility', models.CharField(choices=[('electricity', 'Electricity'), ('water', 'Water')], max_length=12, verbose_name='utility')),
-                ('effective_from', models.DateTimeField(verbose_name='effective from')),
-                ('tier_threshold_scale', models.DecimalField(decimal_places=4, default=1, help_text="Multiplies the tariff's tier thresholds, e.g. for household size.", max_digits=8, verbose_name='tier threshold scale')),
-                ('tier_thresholds', models.JSONField(blank=True, default=list, verbose_name='tier thresholds')),
-                ('capacity_kva', models.DecimalField(blank=True, decimal_places=2, max_digits=10, null=True, verbose_name='capacity (kVA)')),
-                ('contract_demand_kw', models.DecimalField(blank=True, decimal_places=2, max_digits=10, null=True, verbose_name='contract demand (kW)')),
-                ('created_by_label', models.CharField(max_length=150, verbose_name='by')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='tariff_assignments', to='customers.account', verbose_name='account')),
-                ('organisation', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='organisations.organisation', verbose_name='organisation')),
-                ('tariff', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='assignments', to='tariffs.tariff', verbose_name='tariff')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "utility",
+                    models.CharField(
+                        choices=[("electricity", "Electricity"), ("water", "Water")],
+                        max_length=12,
+                        verbose_name="utility",
+                    ),
+                ),
+                ("effective_from", models.DateTimeField(verbose_name="effective from")),
+                (
+                    "tier_threshold_scale",
+                    models.DecimalField(
+                        decimal_places=4,
+                        default=1,
+                        help_text="Multiplies the tariff's tier thresholds, e.g. for household size.",
+                        max_digits=8,
+                        verbose_name="tier threshold scale",
+                    ),
+                ),
+                (
+                    "tier_thresholds",
+                    models.JSONField(blank=True, default=list, verbose_name="tier thresholds"),
+                ),
+                (
+                    "capacity_kva",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=2,
+                        max_digits=10,
+                        null=True,
+                        verbose_name="capacity (kVA)",
+                    ),
+                ),
+                (
+                    "contract_demand_kw",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=2,
+                        max_digits=10,
+                        null=True,
+                        verbose_name="contract demand (kW)",
+                    ),
+                ),
+                ("created_by_label", models.CharField(max_length=150, verbose_name="by")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="tariff_assignments",
+                        to="customers.account",
+                        verbose_name="account",
+                    ),
+                ),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="organisations.organisation",
+                        verbose_name="organisation",
+                    ),
+                ),
+                (
+                    "tariff",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="assignments",
+                        to="tariffs.tariff",
+                        verbose_name="tariff",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'account tariff',
-                'verbose_name_plural': 'account tariffs',
-                'ordering': ['account', 'utility', '-effective_from'],
+                "verbose_name": "account tariff",
+                "verbose_name_plural": "account tariffs",
+                "ordering": ["account", "utility", "-effective_from"],
             },
         ),
         migrations.CreateModel(
-            name='TariffRevision',
+            name="TariffRevision",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField(verbose_name='revision')),
-                ('kind', models.CharField(choices=[('created', 'Created'), ('imported', 'Imported'), ('edited', 'Document edited'), ('version_scheduled', 'Price change scheduled')], max_length=20, verbose_name='kind')),
-                ('document', models.JSONField(verbose_name='tariff document')),
-                ('note', models.CharField(blank=True, max_length=300, verbose_name='note')),
-                ('warnings', models.JSONField(blank=True, default=list, verbose_name='warnings')),
-                ('created_by_label', models.CharField(max_length=150, verbose_name='by')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='at')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='by')),
-                ('organisation', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='organisations.organisation', verbose_name='organisation')),
-                ('tariff', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='revisions', to='tariffs.tariff', verbose_name='tariff')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField(verbose_name="revision")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("created", "Created"),
+                            ("imported", "Imported"),
+                            ("edited", "Document edited"),
+                            ("version_scheduled", "Price change scheduled"),
+                        ],
+                        max_length=20,
+                        verbose_name="kind",
+                    ),
+                ),
+                ("document", models.JSONField(verbose_name="tariff document")),
+                ("note", models.CharField(blank=True, max_length=300, verbose_name="note")),
+                ("warnings", models.JSONField(blank=True, default=list, verbose_name="warnings")),
+                ("created_by_label", models.CharField(max_length=150, verbose_name="by")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="at")),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="by",
+                    ),
+                ),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="organisations.organisation",
+                        verbose_name="organisation",
+                    ),
+                ),
+                (
+                    "tariff",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="revisions",
+                        to="tariffs.tariff",
+                        verbose_name="tariff",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'tariff revision',
-                'verbose_name_plural': 'tariff revisions',
-                'ordering': ['tariff', '-number'],
+                "verbose_name": "tariff revision",
+                "verbose_name_plural": "tariff revisions",
+                "ordering": ["tariff", "-number"],
             },
         ),
         migrations.AddIndex(
-            model_name='tariff',
-            index=models.Index(fields=['organisation', 'utility', 'archived'], name='tariffs_tar_organis_415b1c_idx'),
+            model_name="tariff",
+            index=models.Index(
+                fields=["organisation", "utility", "archived"],
+                name="tariffs_tar_organis_415b1c_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='accounttariff',
-            index=models.Index(fields=['account', 'utility', 'effective_from'], name='tariffs_acc_account_6e9df3_idx'),
+            model_name="accounttariff",
+            index=models.Index(
+                fields=["account", "utility", "effective_from"],
+                name="tariffs_acc_account_6e9df3_idx",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='accounttariff',
-            constraint=models.UniqueConstraint(fields=('account', 'utility', 'effective_from'), name='account_tariff_unique'),
+            model_name="accounttariff",
+            constraint=models.UniqueConstraint(
+                fields=("account", "utility", "effective_from"), name="account_tariff_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='accounttariff',
-            constraint=models.CheckConstraint(condition=models.Q(('tier_threshold_scale__gt', 0)), name='tier_scale_positive'),
+            model_name="accounttariff",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("tier_threshold_scale__gt", 0)), name="tier_scale_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='tariffrevision',
-            constraint=models.UniqueConstraint(fields=('tariff', 'number'), name='tariff_revision_unique'),
+            model_name="tariffrevision",
+            constraint=models.UniqueConstraint(
+                fields=("tariff", "number"), name="tariff_revision_unique"
+            ),
         ),
     ]
