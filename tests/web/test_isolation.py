@@ -17,8 +17,10 @@ from meterpay.apps.control.models import MeterCommand
 from meterpay.apps.customers.models import Account, Customer
 from meterpay.apps.meters.models import Gateway, Meter
 from meterpay.apps.sites.models import Room, Site
+from meterpay.apps.tariffs.models import AccountTariff, Tariff, TariffRevision
 from meterpay.apps.wallets.models import JournalEntry, Recharge
 from tests.factories import PASSWORD, build_org
+from tests.tariffs.helpers import org_tariff, single_price
 
 pytestmark = pytest.mark.django_db
 
@@ -53,6 +55,22 @@ CONSOLE_OBJECT_PAGES: dict[str, Any] = {
     ),
     "gateway_detail": (lambda a: {"gateway_id": a.gateway.pk}, None),
     "import_detail": (lambda a: {"batch_id": a.batch.pk}, lambda a: {}),
+    "tariff_detail": (lambda a: {"tariff_id": org_tariff(a).pk}, lambda a: {"action": "archive"}),
+    "tariff_edit": (
+        lambda a: {"tariff_id": org_tariff(a).pk},
+        lambda a: {"document": __import__("json").dumps(single_price(name="hijacked"))},
+    ),
+    "tariff_schedule": (
+        lambda a: {"tariff_id": org_tariff(a).pk},
+        lambda a: {"effective_from": "2099-01-01T00:00", "version": "{}"},
+    ),
+    "tariff_preview": (lambda a: {"tariff_id": org_tariff(a).pk}, lambda a: {"profile": "shop"}),
+    "tariff_export": (lambda a: {"tariff_id": org_tariff(a).pk}, None),
+    # org_tariff(a) before the request: the POST names it, and creating it writes the audit log
+    "account_tariffs": (
+        lambda a: {"account_id": a.account.pk} if org_tariff(a) else {},
+        lambda a: {"tariff": org_tariff(a).pk},
+    ),
 }
 CONSOLE_LIST_PAGES = [
     "home",
@@ -70,6 +88,9 @@ CONSOLE_LIST_PAGES = [
     "meter_create",
     "gateway_create",
     "user_list",
+    "tariff_list",
+    "tariff_create",
+    "tariff_import",
 ]
 # No object in the URL (site_add, import_template) or POST-only (user_change): checked below.
 CONSOLE_OTHER = {"site_add", "import_template", "user_change"}
@@ -194,6 +215,7 @@ PATH_IDS = {
     "account_id": lambda a: a.account.pk,
     "meter_id": lambda a: a.meter.pk,
     "gateway_id": lambda a: a.gateway.pk,
+    "tariff_id": lambda a: org_tariff(a).pk,
     "provider": lambda a: f"{a.org.slug}-local",
 }
 # Bodies for operations whose body names objects (ids of org A when attacking).
@@ -221,6 +243,14 @@ BODIES: dict[tuple[str, str], Any] = {
         "on": "2026-05-01",
     },
     ("POST", "/meters/{meter_id}/commands"): lambda a: {"kind": "relay_trip", "reason": "hijack"},
+    ("POST", "/tariffs"): lambda a: single_price(name="New tariff"),
+    ("PUT", "/tariffs/{tariff_id}/document"): lambda a: single_price(name="hijacked"),
+    ("POST", "/tariffs/{tariff_id}/versions"): lambda a: {
+        "effective_from": "2099-01-01T00:00:00",
+        "version": {"energy": {"periods": [{"name": "flat", "price": "9"}]}},
+    },
+    ("POST", "/tariffs/{tariff_id}/rate"): lambda a: {"intervals": [], "account_id": a.account.pk},
+    ("PUT", "/accounts/{account_id}/tariffs"): lambda a: {"tariff_id": org_tariff(a).pk},
     ("POST", "/gateways"): lambda a: {
         "site_id": a.site.pk,
         "identifier": "NEW",
@@ -241,7 +271,7 @@ UNAUTHENTICATED_NOTIFICATIONS = {
     ("POST", "/payments/forward/{provider}/callback"),
 }
 # Creates whose body names no object of another organisation: allowed, in B's own organisation.
-OWN_ORG_CREATES = {("POST", "/sites"), ("POST", "/customers")}
+OWN_ORG_CREATES = {("POST", "/sites"), ("POST", "/customers"), ("POST", "/tariffs")}
 
 
 def _operations() -> list[tuple[str, str]]:
@@ -311,6 +341,9 @@ def _counts(a: Any) -> tuple[int, ...]:
         Meter.objects.filter(organisation=a.org, removed_on__isnull=True).count(),
         Gateway.objects.filter(organisation=a.org).count(),
         AuditEvent.objects.filter(organisation=a.org).count(),
+        Tariff.objects.filter(organisation=a.org, archived=False).count(),
+        TariffRevision.objects.filter(organisation=a.org).count(),
+        AccountTariff.objects.filter(organisation=a.org).count(),
         JournalEntry.objects.filter(organisation=a.org).count(),
         Recharge.objects.filter(organisation=a.org).count(),
         MeterCommand.objects.filter(organisation=a.org).count(),

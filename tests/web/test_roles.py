@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from meterpay.core.roles import STAFF_ROLES, Permission, Role, role_allows, role_table_markdown
 from tests.factories import PASSWORD, build_org
+from tests.tariffs.helpers import single_price
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "roles.md"
 
@@ -144,6 +145,18 @@ ACTIONS: list[tuple[str, Permission, Any, set[int]]] = [
         "console add meter page",
         Permission.MANAGE_METERS,
         lambda c, o, u: _console(c, o, u, "GET", "meter_create"),
+        {200},
+    ),
+    (
+        "api create tariff",
+        Permission.MANAGE_TARIFFS,
+        lambda c, o, u: _api(c, o, u, "POST", "/tariffs", single_price(name=f"T-{u.role}")),
+        {201},
+    ),
+    (
+        "console new tariff page",
+        Permission.MANAGE_TARIFFS,
+        lambda c, o, u: _console(c, o, u, "GET", "tariff_create"),
         {200},
     ),
     (

@@ -121,6 +121,27 @@ class AccountOut(Schema):
     closed_at: datetime | None
     move_in_on: date | None
     move_out_on: date | None
+    balance: str  # the wallet balance, a decimal string ("12.34"); negative in overdraft
+    currency: str
+    supply: str  # "on" | "off"
+    days_of_credit_left: str | None  # at the recent pace, rounded down to 0.1 day; null: no use
+
+    @staticmethod
+    def resolve_balance(obj: Any) -> str:
+        return str(_wallet_view(obj).balance)
+
+    @staticmethod
+    def resolve_currency(obj: Any) -> str:
+        return _wallet_view(obj).currency
+
+    @staticmethod
+    def resolve_supply(obj: Any) -> str:
+        return _wallet_view(obj).supply
+
+    @staticmethod
+    def resolve_days_of_credit_left(obj: Any) -> str | None:
+        days = _wallet_view(obj).days_of_credit_left
+        return None if days is None else str(days)
 
     @staticmethod
     def resolve_room_ids(obj: Any) -> list[int]:
@@ -129,6 +150,17 @@ class AccountOut(Schema):
     @staticmethod
     def resolve_meter_ids(obj: Any) -> list[int]:
         return sorted(m.pk for m in obj.meters.all() if m.removed_on is None)
+
+
+def _wallet_view(account: Any) -> Any:
+    """The account's wallet figures, computed once per serialised account."""
+    from meterpay.apps.wallets.selectors import wallet_view
+
+    cached = getattr(account, "_wallet_view_cache", None)
+    if cached is None:
+        cached = wallet_view(account)
+        account._wallet_view_cache = cached
+    return cached
 
 
 class AccountIn(Schema):

@@ -464,6 +464,9 @@ def seed_demo() -> DemoSummary:
             password_hash=shared_hash,
         )
 
+    from meterpay.apps.wallets.demo import demo_wallets_seed
+
+    demo_wallets_seed(actor=actor, organisation=org)
     return DemoSummary(
         organisation=org,
         rooms=Room.objects.filter(organisation=org).count(),

@@ -25,7 +25,8 @@ class Permission(StrEnum):
     MANAGE_METERS = "manage_meters"  # meters and gateways, replacement
     MANAGE_TARIFFS = "manage_tariffs"  # tariff documents, price changes, account tariffs
     IMPORT_DATA = "import_data"  # bulk import of rooms, customers, meters
-    VIEW_FINANCE = "view_finance"  # orders, income, reconciliation
+    VIEW_FINANCE = "view_finance"  # orders, income, reconciliation, ledger history
+    RECORD_PAYMENTS = "record_payments"  # counter cash, bank transfers, refunds, reversals
     MANAGE_USERS = "manage_users"  # staff users and their roles
     MANAGE_OWN_TOKENS = "manage_own_tokens"  # API tokens of one's own
     VIEW_AUDIT = "view_audit"  # the audit log
@@ -49,6 +50,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW,
             Permission.VIEW_FINANCE,
             Permission.MANAGE_TARIFFS,
+            Permission.RECORD_PAYMENTS,
             Permission.MANAGE_OWN_TOKENS,
             Permission.VIEW_AUDIT,
         }

@@ -59,7 +59,14 @@ console = (
     "console",
 )
 
-portal_urls = ([path("", portal.portal_home, name="home")], "portal")
+portal_urls = (
+    [
+        path("", portal.portal_home, name="home"),
+        path("accounts/<int:account_id>/pay/", portal.portal_pay, name="pay"),
+        path("pay/<str:number>/", portal.portal_pay_order, name="pay_order"),
+    ],
+    "portal",
+)
 
 urlpatterns = [
     path(

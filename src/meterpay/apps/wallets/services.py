@@ -673,8 +673,9 @@ def account_settle(
 def settle_on_close(*, actor: Actor, account: Account) -> SettlementResult | None:
     """The ``account_close`` hook: rate what is left, cancel open orders, settle the wallet.
 
-    The remainder is refunded in cash at the counter; use :func:`account_settle_and_close`
-    to choose the refund channel or add final charges.
+    A remainder is recorded as refunds payable (finance pays it out with
+    :func:`refund_payout`); use :func:`account_settle_and_close` to refund at once through a
+    chosen channel or to add final charges.
     """
     from meterpay.apps.wallets.deduction import account_deduct_pending
 
