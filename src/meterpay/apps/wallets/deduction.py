@@ -18,11 +18,13 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
 
 from meterpay.apps.customers.models import Account
 from meterpay.apps.meters.models import Meter
+from meterpay.apps.organisations.models import Organisation
 from meterpay.apps.readings.models import Interval
 from meterpay.apps.wallets import services
 from meterpay.apps.wallets.models import DeductionState, JournalEntry
@@ -35,30 +37,34 @@ log = logging.getLogger(__name__)
 ACTOR = "rating"
 MAX_INTERVALS_PER_RUN = 2000
 
-#: Tariff lookup: (account, meter, at) -> Tariff or None. Replaceable (tests, the tariffs app).
-TariffLookup = Callable[[Account, Meter, datetime], "tariffs.Tariff | None"]
+#: Tariff lookup: (account, meter, at) -> (tariff, account terms) or None. Replaceable in tests.
+TariffLookup = Callable[
+    [Account, Meter, datetime], "tuple[tariffs.Tariff, tariffs.AccountTerms] | None"
+]
 
 
-def _tariffs_app_lookup(account: Account, meter: Meter, at: datetime) -> tariffs.Tariff | None:
-    """The tariff in force from the tariffs app, when it is installed (it lands separately)."""
-    try:
-        selectors: Any = importlib.import_module("meterpay.apps.tariffs.selectors")
-    except ImportError:
+def _tariffs_app_lookup(
+    account: Account, meter: Meter, at: datetime
+) -> tuple[tariffs.Tariff, tariffs.AccountTerms] | None:
+    """The assignment in force from the tariffs app.
+
+    The tariffs app sits *above* wallets in the import layers (it previews bills from
+    wallet figures), so wallets reaches its selectors at run time instead of importing them.
+    """
+    selectors: Any = importlib.import_module("meterpay.apps.tariffs.selectors")
+    utility = "water" if meter.kind == Meter.Kind.WATER else "electricity"
+    assignment = selectors.tariff_in_force(account, utility, at)
+    if assignment is None:
         return None
-    for name in ("tariff_in_force", "tariff_for_account"):
-        lookup = getattr(selectors, name, None)
-        if lookup is not None:
-            try:
-                found = lookup(account=account, meter=meter, at=at)
-            except TypeError:
-                found = lookup(account=account, at=at)
-            if found is None or isinstance(found, tariffs.Tariff):
-                return found
-            return tariffs.parse_tariff(getattr(found, "document", found))
-    return None
+    return (
+        selectors.engine_tariff(assignment.tariff),
+        selectors.account_terms(account, assignment),
+    )
 
 
-def tariff_in_force(account: Account, meter: Meter, at: datetime) -> tariffs.Tariff | None:
+def tariff_in_force(
+    account: Account, meter: Meter, at: datetime
+) -> tuple[tariffs.Tariff, tariffs.AccountTerms] | None:
     """The account's tariff from the tariffs app, else the organisation's default tariff."""
     found = _tariffs_app_lookup(account, meter, at)
     if found is not None:
@@ -67,7 +73,9 @@ def tariff_in_force(account: Account, meter: Meter, at: datetime) -> tariffs.Tar
     document = (
         policy.default_water_tariff if meter.kind == Meter.Kind.WATER else policy.default_tariff
     )
-    return tariffs.parse_tariff(document) if document else None
+    if not document:
+        return None
+    return tariffs.parse_tariff(document), tariffs.AccountTerms(move_in=account.move_in_on)
 
 
 def _charge_type(meter: Meter) -> ChargeType:
@@ -110,18 +118,27 @@ def meter_deduct(
     if not new:
         return None
     last_end = new[-1].end_at
-    tariff = (lookup or tariff_in_force)(account, meter, last_end)
-    if tariff is None:
+    found = (lookup or tariff_in_force)(account, meter, last_end)
+    if found is None:
         log.info("no tariff for account %s meter %s: not rated yet", account.pk, meter.pk)
         return None
+    tariff, terms = found
+    # The tariff engine works in local wall-clock time (TOU windows, months, holidays).
+    zone = ZoneInfo(Organisation.objects.get(pk=account.organisation_id).timezone)
+
+    def local(moment: datetime) -> datetime:
+        return moment.astimezone(zone).replace(tzinfo=None)
+
     deduction = tariffs.incremental_charge(
         tariff=tariff,
         new_intervals=[
-            tariffs.Interval(start=i.start_at, end=i.end_at, quantity=Decimal(i.consumption))
+            tariffs.Interval(
+                start=local(i.start_at), end=local(i.end_at), quantity=Decimal(i.consumption)
+            )
             for i in new
         ],
         state=state.state or None,
-        account=tariffs.AccountTerms(move_in=account.move_in_on),
+        account=terms,
     )
     reference = f"meter-{meter.pk}/{last_end.isoformat()}"
     amount = round_money(deduction.amount, tariff.currency)

@@ -7,6 +7,7 @@ PostgreSQL a deferred constraint trigger checks that every entry's postings sum 
 
 from __future__ import annotations
 
+from datetime import time
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -220,8 +221,9 @@ class BalancePolicy(OrgOwned):
     repeat_interval_minutes = models.PositiveIntegerField(_("repeat interval"), default=24 * 60)
     quiet_start = models.TimeField(_("quiet hours from"), null=True, blank=True)
     quiet_end = models.TimeField(_("quiet hours until"), null=True, blank=True)
-    night_start = models.TimeField(_("no cut-off from"), null=True, blank=True)
-    night_end = models.TimeField(_("no cut-off until"), null=True, blank=True)
+    #: No cut-off at night (local time); empty: nights are not protected.
+    night_start = models.TimeField(_("no cut-off from"), null=True, blank=True, default=time(18))
+    night_end = models.TimeField(_("no cut-off until"), null=True, blank=True, default=time(8))
     protect_weekends = models.BooleanField(_("no cut-off at weekends"), default=True)
     protect_holidays = models.BooleanField(_("no cut-off on holidays"), default=True)
     holidays = models.JSONField(_("holidays"), default=list, blank=True)

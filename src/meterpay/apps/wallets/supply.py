@@ -90,9 +90,7 @@ def _dates(values: list[Any]) -> list[date]:
 
 def protection(wallet: Wallet, row: BalancePolicy, now: datetime) -> rules.Protection:
     schedule = rules.ProtectionSchedule(
-        night=_window(row.night_start, row.night_end)
-        if row.night_start is not None
-        else rules.ProtectionSchedule().night,
+        night=_window(row.night_start, row.night_end),
         weekend_days=frozenset({5, 6}) if row.protect_weekends else frozenset(),
         protect_holidays=row.protect_holidays,
         tz=timezone.get_current_timezone(),
