@@ -373,13 +373,13 @@ class RatingAccumulator:
             version_from=None if version is None else version.effective_from,
         )
 
-    def month_lines(self, month: str) -> list[Line]:
-        usage = self._months[month]
+    def month_versions(self, month: str) -> list[tuple[int, TariffVersion, Decimal]]:
+        """The versions that apply in ``month`` with each one's share of it (service-prorated)."""
         month_start, month_end = month_bounds(month)
         service_start, service_end = service_bounds(
             move_in=self.account.move_in, move_out=self.account.move_out
         )
-        lines: list[Line] = []
+        result: list[tuple[int, TariffVersion, Decimal]] = []
         first = self._version_index(month_start)
         last = self._version_index(month_end - timedelta(microseconds=1))
         for index in range(
@@ -399,6 +399,13 @@ class RatingAccumulator:
                 part_start=max(span_start, service_start) if service_start else span_start,
                 part_end=min(span_end, service_end) if service_end else span_end,
             )
+            result.append((index, version, share))
+        return result
+
+    def month_lines(self, month: str) -> list[Line]:
+        usage = self._months[month]
+        lines: list[Line] = []
+        for index, version, share in self.month_versions(month):
             lines.extend(self._version_lines(month, usage, index, version, share))
         lines.extend(self._custom_lines(month))
         return lines
@@ -468,36 +475,9 @@ class RatingAccumulator:
         if share > 0 and version.basic is not None:
             lines.extend(self._basic_lines(usage, index, version, share, month))
         if share > 0 and version.demand is not None:
-            demand = version.demand
-            month_number = int(month[5:7])
-            peak = usage.peak_kw.get(index)
-            for season in demand.flat:
-                if month_number in season.months and peak is not None:
-                    for tier, portion in _split_demand(peak, season.tiers):
-                        lines.append(make(
-                            component="demand",
-                            label=_tier_label("flat demand", tier, len(season.tiers)),
-                            quantity=portion, unit="kW", unit_price=season.tiers[tier].price,
-                            proration=share,
-                        ))  # fmt: skip
-            for demand_period in demand.periods:
-                period_peak = usage.tou_peak_kw.get((index, demand_period.name))
-                if period_peak is None:
-                    continue
-                for tier, portion in _split_demand(period_peak, demand_period.tiers):
-                    lines.append(make(
-                        component="demand",
-                        label=_tier_label(f"{demand_period.name} demand", tier,
-                                          len(demand_period.tiers)),
-                        quantity=portion, unit="kW", unit_price=demand_period.tiers[tier].price,
-                        proration=share,
-                    ))  # fmt: skip
+            lines.extend(self._demand_lines(usage, index, version, share, month))
         if share > 0:
-            for charge in version.fixed_charges:
-                lines.append(make(
-                    component="fixed", label=charge.name, quantity=_ONE, unit="month",
-                    unit_price=charge.amount, proration=share,
-                ))  # fmt: skip
+            lines.extend(self._fixed_lines(version, share, month))
         pf_rule = version.power_factor
         if pf_rule is not None and usage.kvarh_seen:
             factor = power_factor(kwh=usage.kwh, kvarh=usage.kvarh)
@@ -522,6 +502,55 @@ class RatingAccumulator:
                     unit="month", unit_price=minimum - subtotal,
                 ))  # fmt: skip
         return lines
+
+    def _demand_lines(
+        self, usage: _MonthUsage, index: int, version: TariffVersion, share: Decimal, month: str
+    ) -> list[Line]:
+        demand = version.demand
+        assert demand is not None
+        lines: list[Line] = []
+
+        def make(label: str, quantity: Decimal, unit_price: Decimal) -> Line:
+            return self._line(
+                month=month, version=version, component="demand", label=label,
+                quantity=quantity, unit="kW", unit_price=unit_price, proration=share,
+            )  # fmt: skip
+
+        month_number = int(month[5:7])
+        peak = usage.peak_kw.get(index)
+        for season in demand.flat:
+            if month_number in season.months and peak is not None:
+                for tier, portion in _split_demand(peak, season.tiers):
+                    lines.append(make(
+                        label=_tier_label("flat demand", tier, len(season.tiers)),
+                        quantity=portion, unit_price=season.tiers[tier].price,
+                    ))  # fmt: skip
+        for demand_period in demand.periods:
+            period_peak = usage.tou_peak_kw.get((index, demand_period.name))
+            if period_peak is None:
+                continue
+            for tier, portion in _split_demand(period_peak, demand_period.tiers):
+                lines.append(make(
+                    label=_tier_label(f"{demand_period.name} demand", tier,
+                                      len(demand_period.tiers)),
+                    quantity=portion, unit_price=demand_period.tiers[tier].price,
+                ))  # fmt: skip
+        return lines
+
+    def _fixed_lines(self, version: TariffVersion, share: Decimal, month: str) -> list[Line]:
+        return [
+            self._line(
+                month=month,
+                version=version,
+                component="fixed",
+                label=charge.name,
+                quantity=_ONE,
+                unit="month",
+                unit_price=charge.amount,
+                proration=share,
+            )
+            for charge in version.fixed_charges
+        ]
 
     def _basic_lines(
         self, usage: _MonthUsage, index: int, version: TariffVersion, share: Decimal, month: str
