@@ -464,6 +464,9 @@ def seed_demo() -> DemoSummary:
             password_hash=shared_hash,
         )
 
+    from meterpay.apps.tariffs.demo import demo_tariffs_seed
+
+    demo_tariffs_seed(actor=actor, organisation=org)
     from meterpay.apps.wallets.demo import demo_wallets_seed
 
     demo_wallets_seed(actor=actor, organisation=org)

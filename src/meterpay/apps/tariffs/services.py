@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from itertools import pairwise
@@ -336,6 +337,48 @@ def _check_terms_fit(
             )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AssignmentTerms:
+    """The per-account terms of an assignment, as given (strings or decimals)."""
+
+    tier_threshold_scale: Decimal | str | None = None
+    tier_thresholds: Sequence[Decimal | str] = ()
+    capacity_kva: Decimal | str | None = None
+    contract_demand_kw: Decimal | str | None = None
+
+
+def _assignable(tariff: Tariff, account: Account) -> None:
+    if tariff.organisation_id != account.organisation_id:
+        raise TariffValidationError({"tariff": ["tariff belongs to another organisation"]})
+    if tariff.archived:
+        raise TariffValidationError({"tariff": ["an archived tariff cannot be assigned"]})
+    if account.status == Account.Status.CLOSED:
+        raise TariffValidationError({"account": ["the account is closed"]})
+
+
+def _apply_terms(
+    assignment: AccountTariff, terms: AssignmentTerms, engine_tariff: EngineTariff
+) -> None:
+    """Validate ``terms`` against the tariff and set them on ``assignment``."""
+    scale = _decimal_or_none(terms.tier_threshold_scale, "tier_threshold_scale") or Decimal(1)
+    thresholds = [_decimal_or_none(t, "tier_thresholds") for t in terms.tier_thresholds]
+    clean_thresholds = [t for t in thresholds if t is not None]
+    if any(b <= a for a, b in pairwise(clean_thresholds)):
+        raise TariffValidationError({"tier_thresholds": ["must increase"]})
+    capacity = _decimal_or_none(terms.capacity_kva, "capacity_kva")
+    contract = _decimal_or_none(terms.contract_demand_kw, "contract_demand_kw")
+    _check_terms_fit(
+        engine_tariff,
+        thresholds=clean_thresholds,
+        capacity_kva=capacity,
+        contract_demand_kw=contract,
+    )
+    assignment.tier_threshold_scale = scale
+    assignment.tier_thresholds = [str(t) for t in clean_thresholds]
+    assignment.capacity_kva = capacity
+    assignment.contract_demand_kw = contract
+
+
 @transaction.atomic
 def account_tariff_assign(
     *,
@@ -356,23 +399,7 @@ def account_tariff_assign(
     if tariff.organisation_id != account.organisation_id:
         raise TariffValidationError({"tariff": ["tariff belongs to another organisation"]})
     tariff = Tariff.objects.get(pk=tariff.pk)  # the caller's copy may be stale (archived since)
-    if tariff.archived:
-        raise TariffValidationError({"tariff": ["an archived tariff cannot be assigned"]})
-    if account.status == Account.Status.CLOSED:
-        raise TariffValidationError({"account": ["the account is closed"]})
-    scale = _decimal_or_none(tier_threshold_scale, "tier_threshold_scale") or Decimal(1)
-    thresholds = [_decimal_or_none(t, "tier_thresholds") for t in tier_thresholds]
-    clean_thresholds = [t for t in thresholds if t is not None]
-    if any(b <= a for a, b in pairwise(clean_thresholds)):
-        raise TariffValidationError({"tier_thresholds": ["must increase"]})
-    capacity = _decimal_or_none(capacity_kva, "capacity_kva")
-    contract = _decimal_or_none(contract_demand_kw, "contract_demand_kw")
-    _check_terms_fit(
-        validate_document(tariff.document),
-        thresholds=clean_thresholds,
-        capacity_kva=capacity,
-        contract_demand_kw=contract,
-    )
+    _assignable(tariff, account)
     start = (effective_from or timezone.now()).replace(microsecond=0)
     assignment = (
         AccountTariff.objects.select_for_update()
@@ -388,10 +415,16 @@ def account_tariff_assign(
             effective_from=start,
         )
     assignment.tariff = tariff
-    assignment.tier_threshold_scale = scale
-    assignment.tier_thresholds = [str(t) for t in clean_thresholds]
-    assignment.capacity_kva = capacity
-    assignment.contract_demand_kw = contract
+    _apply_terms(
+        assignment,
+        AssignmentTerms(
+            tier_threshold_scale=tier_threshold_scale,
+            tier_thresholds=tier_thresholds,
+            capacity_kva=capacity_kva,
+            contract_demand_kw=contract_demand_kw,
+        ),
+        validate_document(tariff.document),
+    )
     assignment.created_by_label = _actor_label(actor)
     assignment.full_clean()
     assignment.save()
@@ -404,6 +437,45 @@ def account_tariff_assign(
         after=snapshot(assignment),
     )
     return assignment
+
+
+@transaction.atomic
+def account_tariffs_assign_new(
+    *,
+    actor: object,
+    tariff: Tariff,
+    assignments: Sequence[tuple[Account, datetime, AssignmentTerms]],
+) -> list[AccountTariff]:
+    """Many first-time assignments of one tariff at once (onboarding a site, the demo).
+
+    The same rules as :func:`account_tariff_assign`, the tariff validated once and the rows
+    written together; each still gets its audit event. Refuses an (account, utility, time)
+    that already has an assignment: changing one goes through :func:`account_tariff_assign`.
+    """
+    tariff = Tariff.objects.get(pk=tariff.pk)
+    engine_tariff = validate_document(tariff.document)
+    rows = []
+    for account, effective_from, terms in assignments:
+        _assignable(tariff, account)
+        row = AccountTariff(
+            organisation_id=account.organisation_id,
+            account=account,
+            tariff=tariff,
+            utility=tariff.utility,
+            effective_from=effective_from.replace(microsecond=0),
+            created_by_label=_actor_label(actor),
+        )
+        _apply_terms(row, terms, engine_tariff)
+        rows.append(row)
+    taken = AccountTariff.objects.filter(
+        account_id__in=[row.account_id for row in rows], utility=tariff.utility
+    ).values_list("account_id", "effective_from")
+    if {(row.account_id, row.effective_from) for row in rows} & set(taken):
+        raise TariffValidationError({"effective_from": ["an account already has a tariff then"]})
+    created = AccountTariff.objects.bulk_create(rows)
+    for row in AccountTariff.objects.filter(pk__in=[row.pk for row in created]):
+        audit_record(actor=actor, action="account.tariff_assign", obj=row, after=snapshot(row))
+    return created
 
 
 def document_text(document: object) -> str:
