@@ -212,7 +212,8 @@ def test_notifications_are_sent_after_commit_with_their_result(
     for callback in callbacks:
         callback()
     notification.refresh_from_db()
-    assert notification.status == "sent" and notification.result == "e-mail to t@example.com"
+    assert notification.result == "e-mail to t@example.com", notification.result
+    assert notification.status == "sent"
     assert mail.outbox[-1].subject.startswith("Balance alarm level 2")
 
 

@@ -119,7 +119,7 @@ def notifications_send(*, limit: int = 200, now: datetime | None = None) -> int:
     for pk in ids:
         with transaction.atomic():
             notification = (
-                Notification.objects.select_for_update(skip_locked=True)
+                Notification.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("channel", "account__customer")
                 .filter(pk=pk, status=Notification.Status.PENDING)
                 .first()

@@ -111,7 +111,9 @@ def wallet_for(account: Account) -> Wallet:
 
 def _locked_wallet(account: Account) -> Wallet:
     wallet = wallet_for(account)
-    return Wallet.objects.select_for_update().select_related("account").get(pk=wallet.pk)
+    return (
+        Wallet.objects.select_for_update(of=("self",)).select_related("account").get(pk=wallet.pk)
+    )
 
 
 def stored_entry(row: JournalEntry) -> ledger.JournalEntry:
@@ -373,7 +375,11 @@ def _recharge_post(
 @transaction.atomic
 def recharge_confirm(*, actor: Actor, recharge: Recharge) -> Recharge:
     """Finance confirms a pending bank transfer: the wallet is credited now."""
-    recharge = Recharge.objects.select_for_update().select_related("account").get(pk=recharge.pk)
+    recharge = (
+        Recharge.objects.select_for_update(of=("self",))
+        .select_related("account")
+        .get(pk=recharge.pk)
+    )
     if recharge.status == Recharge.Status.PAID:
         return recharge
     if recharge.channel != Channel.BANK_TRANSFER or recharge.status != Recharge.Status.PENDING:

@@ -213,7 +213,9 @@ def wallet_evaluate(*, wallet: Wallet, now: datetime) -> rules.Decision:
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("wallet_evaluate runs inside the transaction that changed the wallet")
     wallet = (
-        Wallet.objects.select_for_update().select_related("account__customer").get(pk=wallet.pk)
+        Wallet.objects.select_for_update(of=("self",))
+        .select_related("account__customer")
+        .get(pk=wallet.pk)
     )
     account = wallet.account
     if account.status not in (Account.Status.OPEN,):
@@ -376,7 +378,9 @@ def wallet_set_controls(
 @transaction.atomic
 def supply_cut_manual(*, actor: Any, wallet: Wallet, cut: bool) -> Wallet:
     """An operator cuts (never restored automatically) or releases supply by hand."""
-    wallet = Wallet.objects.select_for_update().select_related("account").get(pk=wallet.pk)
+    wallet = (
+        Wallet.objects.select_for_update(of=("self",)).select_related("account").get(pk=wallet.pk)
+    )
     now = timezone.now()
     _set_supply(wallet, SupplyStatus.CUT_MANUAL if cut else SupplyStatus.ON, now)
     wallet.save()

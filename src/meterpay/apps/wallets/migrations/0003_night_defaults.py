@@ -6,20 +6,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('wallets', '0002_ledger_triggers'),
+        ("wallets", "0002_ledger_triggers"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='balancepolicy',
-            name='night_end',
-            field=models.TimeField(blank=True, default=datetime.time(8, 0), null=True, verbose_name='no cut-off until'),
+            model_name="balancepolicy",
+            name="night_end",
+            field=models.TimeField(
+                blank=True, default=datetime.time(8, 0), null=True, verbose_name="no cut-off until"
+            ),
         ),
         migrations.AlterField(
-            model_name='balancepolicy',
-            name='night_start',
-            field=models.TimeField(blank=True, default=datetime.time(18, 0), null=True, verbose_name='no cut-off from'),
+            model_name="balancepolicy",
+            name="night_start",
+            field=models.TimeField(
+                blank=True, default=datetime.time(18, 0), null=True, verbose_name="no cut-off from"
+            ),
         ),
     ]
