@@ -33,16 +33,28 @@ def drain(framer: StreamFramer[object], data: bytes, chunk: int) -> list[object]
     return frames
 
 
+def bcd_limit(field: dlt645.BcdField) -> int:
+    """Largest magnitude a field carries: all digits 9; signed fields keep the top bit for the
+    sign, so their most significant digit is at most 7 (``-799.999`` A in 3 bytes)."""
+    if field.signed:
+        return 8 * 10 ** (2 * field.length - 1) - 1
+    return 10 ** (2 * field.length) - 1
+
+
+# No input fails this property (100 seeds x 1,000 and 20 x 2,000 examples searched). What does
+# fail once and pass on the rerun is Hypothesis's 200 ms deadline: on a loaded 2-core full run
+# (-n 2, PostgreSQL, a browser) one paused example raises DeadlineExceeded and then "Unreliable
+# test timings". A pure codec round trip has no timing property, so no deadline.
+@settings(deadline=None)
 @given(dlt_addresses, st.sampled_from(sorted(dlt645.REGISTRY)), st.data())
 def test_dlt645_read_reply_round_trip(address: str, di: int, data: st.DataObject) -> None:
     entry = dlt645.REGISTRY[di]
     values: list[dlt645.Value] = []
     for field in entry.fields:
         if isinstance(field, dlt645.BitsField):
-            values.append(data.draw(st.integers(0, 0xFFFF)))
+            values.append(data.draw(st.integers(0, 256**field.length - 1)))
             continue
-        digits = 2 * field.length - (1 if field.signed else 0)
-        limit = 10**digits - 1 if not field.signed else 8 * 10 ** (digits - 1) - 1
+        limit = bcd_limit(field)
         low = -limit if field.signed else 0
         values.append(Decimal(data.draw(st.integers(low, limit))).scaleb(-field.decimals))
     frame = dlt645.read_reply(address, di, values)
