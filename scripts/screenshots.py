@@ -34,6 +34,14 @@ PAGES = [
     "/imports/",
     "/audit/",
     "/settings/tokens/",
+    "/tariffs/",
+    "/tariffs/1/",
+    "/tariffs/5/",
+    "/tariffs/1/edit/",
+    "/tariffs/1/schedule/",
+    "/tariffs/1/preview/?profile=shop&month=2026-07&step=60",
+    "/tariffs/import/",
+    "/accounts/56/tariffs/",
     "/api/v1/docs",
 ]
 

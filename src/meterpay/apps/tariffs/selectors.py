@@ -128,7 +128,7 @@ def _tiers_text(tiers: Tiers, unit: str) -> str:
 def _schedule_items(schedule: Schedule) -> list[SummaryItem]:
     items = [SummaryItem("critical peak", _rule_text(rule)) for rule in schedule.critical_peak]
     items += [SummaryItem("time of use", _rule_text(rule)) for rule in schedule.rules]
-    if schedule.rules:
+    if schedule.rules and any(rule.default_period is None for rule in schedule.rules):
         items.append(SummaryItem("time of use", f"otherwise {schedule.default_period}"))
     return items
 
@@ -367,6 +367,11 @@ class Preview:
     daily_costs: list[tuple[str, Decimal]]
     difference: tuple[Line, ...] = ()
     compared_with: str = ""
+
+    @property
+    def several_versions(self) -> bool:
+        """True when the lines come from more than one tariff version (then lines say which)."""
+        return len({line.version_from for line in self.bill.lines}) > 1
 
     @property
     def difference_total(self) -> Decimal:

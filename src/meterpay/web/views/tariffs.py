@@ -165,6 +165,13 @@ class PreviewForm(forms.Form):
 
     def __init__(self, *args: Any, tariff: Tariff, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        versions = tariff.document.get("versions", [])
+        # Only ask for the terms the tariff refers to.
+        self.show_demand_terms = any("basic" in v or "demand" in v for v in versions)
+        self.show_tier_terms = any(
+            "tiers" in (v.get("energy") or {}) or "tiers" in (v.get("water") or {})
+            for v in versions
+        )
         self.fields["profile"].choices = [
             (key, _(label))
             for key, (label, _shape, utility) in selectors.SAMPLE_PROFILES.items()
@@ -318,7 +325,7 @@ def tariff_detail(request: HttpRequest, tariff_id: int) -> HttpResponse:
             "versions": versions,
             "revisions": revisions,
             "latest_warnings": latest_warnings,
-            "assignments": assignments[:50],
+            "assignments": assignments[:25],
             "assignment_count": assignments.count(),
             "tou_chart": _tou_chart(tou),
             "preview_form": PreviewForm(
@@ -338,6 +345,12 @@ def _tou_chart(tou: dict[str, Any] | None) -> dict[str, Any] | None:
         "periods": [hour["period"] for hour in tou["hours"]],
         "prices": [hour["price"] for hour in tou["hours"]],
         "colours": [PERIOD_COLOURS.get(hour["period"], "#667085") for hour in tou["hours"]],
+        "legend": [
+            {"period": period, "price": price, "colour": PERIOD_COLOURS.get(period, "#667085")}
+            for period, price in dict(
+                (hour["period"], hour["price"]) for hour in tou["hours"]
+            ).items()
+        ],
     }
 
 
