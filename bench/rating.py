@@ -1,17 +1,30 @@
 """Rating throughput: a year of hourly and of 15-minute data for many accounts.
 
 Tariff: TOU energy + annual tiers (increments) + max-demand basic charge + power factor.
-Prints readings/s for ``rate`` (batch), for real-time deduction (one reading at a time through
-the accumulator), and for NREL PySAM's Utilityrate5 on the same loads when it is installed,
-plus peak traced memory. It prints figures; it is not a test.
+Per scenario it prints readings/s of
 
-    uv run python bench/rating.py [--accounts 20]
+* batch rating: the Decimal engine (``rate``), the vectorised fast path from columnar arrays
+  (``rate_arrays``) and from ``Interval`` objects (``rate_fast``, conversion included), and
+  NREL PySAM's Utilityrate5 on the same loads when it is installed;
+* real-time deduction, one reading at a time: the Decimal ``RatingAccumulator``, the
+  ``FastAccumulator`` kept in memory, and ``fast_incremental_charge`` with the state
+  persisted as JSON text between readings;
+
+with the best and the median of ``--repeat`` runs, and the peak traced memory per account.
+Slow paths run on a subset of the accounts (the count of readings is printed). It checks
+that the fast bills and deductions equal the Decimal ones. It prints figures; it is not a
+test. Run it on one core:
+
+    taskset -c 0 uv run python bench/rating.py [--accounts 20] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
+import statistics
 import sys
 import time
 import tracemalloc
@@ -22,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from meterpay.core.tariffs import AccountTerms, Interval, RatingAccumulator, parse_tariff_json, rate
+from meterpay.core.tariffs.fast import HAVE_NUMPY, IntervalArrays, rate_arrays, rate_fast
+from meterpay.core.tariffs.streaming import FastAccumulator, fast_incremental_charge
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # for tests.core.tariffs.pysam_adapter
@@ -60,25 +75,32 @@ def _load(seed: int, steps_per_hour: int) -> list[Interval]:
 
 
 def _measure(
-    label: str, readings: int, work: Callable[[], object], memory_probe: Callable[[], object]
+    label: str,
+    readings: int,
+    work: Callable[[], object],
+    memory_probe: Callable[[], object],
+    repeat: int,
 ) -> None:
     """Time ``work`` untraced (tracemalloc slows Python several times), then trace a probe."""
-    began = time.perf_counter()
-    work()
-    elapsed = time.perf_counter() - began
+    rates = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        work()
+        rates.append(readings / (time.perf_counter() - began))
     tracemalloc.start()
     memory_probe()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     print(
-        f"{label:<44}{readings:>10} readings {elapsed:>8.2f} s"
-        f" {readings / elapsed:>10,.0f} readings/s  peak {peak / 2**20:>6.1f} MiB per account"
+        f"{label:<46}{readings:>9} readings  best {max(rates):>11,.0f}/s"
+        f"  median {statistics.median(rates):>11,.0f}/s  peak {peak / 2**20:>6.1f} MiB/account"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--accounts", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     tariff = parse_tariff_json(_tariff_text())
     account = AccountTerms(contract_demand_kw=Decimal(120))
@@ -94,8 +116,57 @@ def main() -> None:
         "flatdemandstructure": [[{"rate": 38}]],
         "flatdemandmonths": [0] * 12,
     }
+    affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    print(
+        f"Python {sys.version.split()[0]}, NumPy {'yes' if HAVE_NUMPY else 'no'}, "
+        f"CPUs allowed {sorted(affinity) if affinity else '?'}, "
+        f"load average {os.getloadavg()[0]:.2f}, {args.repeat} runs each"
+    )
     for steps_per_hour, name in ((1, "hourly"), (4, "15-minute")):
-        _bench(tariff, account, args.accounts, steps_per_hour, name, monthly_bills, urdb_equivalent)
+        _bench(
+            tariff, account, args.accounts, steps_per_hour, name, monthly_bills, urdb_equivalent,
+            args.repeat,
+        )  # fmt: skip
+
+
+def _deduct_decimal(tariff: Any, account: AccountTerms, load: list[Interval]) -> list[Decimal]:
+    accumulator = RatingAccumulator(tariff=tariff, account=account)
+    amounts = []
+    for interval in load:
+        month = interval.start.strftime("%Y-%m")
+        before = accumulator.month_total(month)
+        accumulator.add([interval])
+        amounts.append(accumulator.month_total(month) - before)
+    return amounts
+
+
+def _deduct_fast(tariff: Any, account: AccountTerms, load: list[Interval]) -> list[Decimal]:
+    accumulator = FastAccumulator(tariff=tariff, account=account)
+    return [accumulator.deduct(interval) for interval in load]
+
+
+def _deduct_fast_persist(tariff: Any, account: AccountTerms, load: list[Interval]) -> str:
+    accumulator = FastAccumulator(tariff=tariff, account=account)
+    state = ""
+    for interval in load:
+        accumulator.deduct(interval)
+        state = json.dumps(accumulator.to_state())
+    return state
+
+
+def _deduct_fast_json(tariff: Any, account: AccountTerms, load: list[Interval]) -> Decimal:
+    state: str | None = None
+    total = Decimal(0)
+    for interval in load:
+        deduction = fast_incremental_charge(
+            tariff=tariff,
+            new_intervals=[interval],
+            state=None if state is None else json.loads(state),
+            account=account,
+        )
+        state = json.dumps(deduction.state)
+        total += deduction.amount
+    return total
 
 
 def _bench(
@@ -106,32 +177,39 @@ def _bench(
     name: str,
     monthly_bills: Any,
     urdb_equivalent: dict[str, Any],
+    repeat: int,
 ) -> None:
     loads = [_load(seed, steps_per_hour) for seed in range(accounts)]
     readings = sum(len(load) for load in loads)
-    print(f"\n{accounts} accounts x a year of {name} data")
+    few = loads[: max(1, len(loads) // 10)]
+    few_readings = sum(len(load) for load in few)
+    print(f"\n{accounts} accounts x a year of {name} data ({readings} readings)")
     _measure(
-        "meterpay rate (batch)",
-        readings,
-        lambda: [rate(tariff=tariff, intervals=load, account=account) for load in loads],
+        "batch: Decimal engine rate()",
+        few_readings,
+        lambda: [rate(tariff=tariff, intervals=load, account=account) for load in few],
         lambda: rate(tariff=tariff, intervals=loads[0], account=account),
+        repeat,
     )
-
-    def streaming(subset: list[list[Interval]]) -> None:
-        for load in subset:
-            accumulator = RatingAccumulator(tariff=tariff, account=account)
-            for interval in load:
-                before = accumulator.month_total(interval.start.strftime("%Y-%m"))
-                accumulator.add([interval])
-                accumulator.month_total(interval.start.strftime("%Y-%m")) - before
-
-    streamed = sum(len(load) for load in loads[: max(1, len(loads) // 10)])
-    _measure(
-        "meterpay real-time deduction (per reading)",
-        streamed,
-        lambda: streaming(loads[: max(1, len(loads) // 10)]),
-        lambda: streaming(loads[:1]),
-    )
+    if HAVE_NUMPY:
+        arrays = [IntervalArrays.from_intervals(load) for load in loads]
+        expected = rate(tariff=tariff, intervals=loads[0], account=account)
+        fast_bill = rate_arrays(tariff=tariff, arrays=arrays[0], account=account)  # type: ignore[arg-type]
+        assert fast_bill is not None and fast_bill.lines == expected.lines
+        _measure(
+            "batch: fast rate_arrays() (columnar int64)",
+            readings,
+            lambda: [rate_arrays(tariff=tariff, arrays=a, account=account) for a in arrays],  # type: ignore[arg-type]
+            lambda: rate_arrays(tariff=tariff, arrays=arrays[0], account=account),  # type: ignore[arg-type]
+            repeat,
+        )
+        _measure(
+            "batch: fast rate_fast() (Interval objects)",
+            readings,
+            lambda: [rate_fast(tariff=tariff, intervals=load, account=account) for load in loads],
+            lambda: rate_fast(tariff=tariff, intervals=loads[0], account=account),
+            repeat,
+        )
     if monthly_bills is not None:
         # SAM rates a 365-day year: drop 31 December.
         kw_loads = [
@@ -139,11 +217,42 @@ def _bench(
             for load in loads
         ]
         _measure(
-            "NREL PySAM Utilityrate5",
+            "batch: NREL PySAM Utilityrate5",
             8760 * steps_per_hour * len(loads),
             lambda: [monthly_bills(urdb_equivalent, kw, include_minimum=False) for kw in kw_loads],
             lambda: monthly_bills(urdb_equivalent, kw_loads[0], include_minimum=False),
+            repeat,
         )
+    assert _deduct_fast(tariff, account, loads[0]) == _deduct_decimal(tariff, account, loads[0])
+    _measure(
+        "deduction: Decimal RatingAccumulator",
+        few_readings,
+        lambda: [_deduct_decimal(tariff, account, load) for load in few],
+        lambda: _deduct_decimal(tariff, account, loads[0]),
+        repeat,
+    )
+    _measure(
+        "deduction: FastAccumulator (in memory)",
+        readings,
+        lambda: [_deduct_fast(tariff, account, load) for load in loads],
+        lambda: _deduct_fast(tariff, account, loads[0]),
+        repeat,
+    )
+    _measure(
+        "deduction: fast, in memory + JSON state saved",
+        len(loads[0]),
+        lambda: _deduct_fast_persist(tariff, account, loads[0]),
+        lambda: _deduct_fast_persist(tariff, account, loads[0][:1000]),
+        repeat,
+    )
+    month = loads[0][: 31 * 24 * steps_per_hour]  # January: loading the state is slower
+    _measure(
+        "deduction: fast, JSON state loaded+saved",
+        len(month),
+        lambda: _deduct_fast_json(tariff, account, month),
+        lambda: _deduct_fast_json(tariff, account, month[:100]),
+        repeat,
+    )
 
 
 if __name__ == "__main__":
