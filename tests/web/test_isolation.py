@@ -37,8 +37,22 @@ def _login(client: Any, user: Any) -> Any:
 
 # --- console -------------------------------------------------------------------------------
 
+
 # url name -> (kwargs builder from org A, POST data builder or None)
+def _cash_recharge(a: Any) -> Any:
+    from meterpay.apps.wallets.services import recharge_record
+
+    return recharge_record(
+        actor="test", account=a.account, amount="9.00", channel="cash", idempotency_key="iso"
+    )[0]
+
+
 CONSOLE_OBJECT_PAGES: dict[str, Any] = {
+    "finance_account": (
+        lambda a: {"account_id": a.account.pk},
+        lambda a: {"action": "recharge", "amount": "50.00", "channel": "cash"},
+    ),
+    "finance_receipt": (lambda a: {"recharge_id": _cash_recharge(a).pk}, None),
     "room_detail": (lambda a: {"room_id": a.room.pk}, None),
     "customer_detail": (
         lambda a: {"customer_id": a.customer.pk},
@@ -73,6 +87,10 @@ CONSOLE_OBJECT_PAGES: dict[str, Any] = {
     ),
 }
 CONSOLE_LIST_PAGES = [
+    "finance_orders",
+    "finance_income",
+    "finance_reconciliation",
+    "finance_shift",
     "home",
     "site_tree",
     "room_grid",
@@ -93,7 +111,7 @@ CONSOLE_LIST_PAGES = [
     "tariff_import",
 ]
 # No object in the URL (site_add, import_template) or POST-only (user_change): checked below.
-CONSOLE_OTHER = {"site_add", "import_template", "user_change"}
+CONSOLE_OTHER = {"site_add", "import_template", "user_change", "finance_confirm"}
 
 
 def test_every_console_url_is_covered() -> None:
@@ -178,6 +196,22 @@ def test_token_revoke_of_another_users_token_is_404(client: Any, orgs: Any) -> N
     assert response.status_code == 404
     a.token.refresh_from_db()
     assert a.token.revoked_at is None
+
+
+def test_bank_transfer_of_another_org_cannot_be_confirmed(client: Any, orgs: Any) -> None:
+    from meterpay.apps.wallets.models import Wallet
+    from meterpay.apps.wallets.services import recharge_record
+
+    a, b = orgs
+    transfer, _ = recharge_record(
+        actor="test", account=a.account, amount="9.00", channel="bank_transfer", idempotency_key="t"
+    )
+    _login(client, b.users["owner"])
+    url = reverse("console:finance_confirm", args=[transfer.pk])
+    assert client.post(url).status_code == 404
+    transfer.refresh_from_db()
+    assert transfer.status == "pending"
+    assert not Wallet.objects.filter(account=a.account, balance_minor__gt=0).exists()
 
 
 def test_portal_pay_pages_of_another_tenants_account_are_404(client: Any, orgs: Any) -> None:

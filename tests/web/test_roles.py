@@ -192,6 +192,26 @@ ACTIONS: list[tuple[str, Permission, Any, set[int]]] = [
 ]
 ACTIONS += [
     (
+        "console finance orders",
+        Permission.VIEW_FINANCE,
+        lambda c, o, u: _console(c, o, u, "GET", "finance_orders"),
+        {200},
+    ),
+    (
+        "console counter cash recharge",
+        Permission.RECORD_PAYMENTS,
+        lambda c, o, u: _console(
+            c,
+            o,
+            u,
+            "POST",
+            "finance_account",
+            {"action": "recharge", "amount": "5.00", "channel": "cash"},
+            account_id=o.account.pk,
+        ),
+        {302},
+    ),
+    (
         "api account ledger history",
         Permission.VIEW_FINANCE,
         lambda c, o, u: _api(c, o, u, "GET", f"/accounts/{o.account.pk}/entries"),

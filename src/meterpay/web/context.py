@@ -19,6 +19,7 @@ NAVIGATION = [
     ("console:gateway_list", _("Gateways"), Permission.VIEW, "gateways"),
     ("console:tariff_list", _("Tariffs"), Permission.VIEW, "tariffs"),
     ("console:import_list", _("Imports"), Permission.IMPORT_DATA, "imports"),
+    ("console:finance_orders", _("Finance"), Permission.VIEW_FINANCE, "finance"),
     ("console:audit_list", _("Audit log"), Permission.VIEW_AUDIT, "audit"),
     ("console:user_list", _("Users"), Permission.MANAGE_USERS, "users"),
     ("console:token_list", _("API tokens"), Permission.MANAGE_OWN_TOKENS, "tokens"),

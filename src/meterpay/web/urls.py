@@ -7,6 +7,7 @@ from meterpay.web.views import (
     admin_pages,
     auth,
     customers,
+    finance,
     meters,
     portal,
     sites,
@@ -52,6 +53,25 @@ console = (
         path("tariffs/<int:tariff_id>/preview/", tariffs.tariff_preview, name="tariff_preview"),
         path("tariffs/<int:tariff_id>/export/", tariffs.tariff_export, name="tariff_export"),
         path("audit/", admin_pages.audit_list, name="audit_list"),
+        path("finance/", finance.finance_orders, name="finance_orders"),
+        path("finance/income/", finance.finance_income, name="finance_income"),
+        path(
+            "finance/reconciliation/",
+            finance.finance_reconciliation,
+            name="finance_reconciliation",
+        ),
+        path("finance/shift/", finance.finance_shift, name="finance_shift"),
+        path(
+            "finance/accounts/<int:account_id>/", finance.finance_account, name="finance_account"
+        ),
+        path(
+            "finance/receipts/<int:recharge_id>/", finance.finance_receipt, name="finance_receipt"
+        ),
+        path(
+            "finance/recharges/<int:recharge_id>/confirm/",
+            finance.finance_confirm,
+            name="finance_confirm",
+        ),
         path("settings/tokens/", admin_pages.token_list, name="token_list"),
         path("settings/users/", users.user_list, name="user_list"),
         path("settings/users/<int:user_id>/", users.user_change, name="user_change"),

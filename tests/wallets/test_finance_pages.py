@@ -1,0 +1,105 @@
+"""Finance pages render with data; XLSX export; statement import is all-or-nothing."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from meterpay.apps.wallets import payments, services
+from meterpay.apps.wallets.models import StatementImport
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def finance(client: Any, org: Any) -> Any:
+    client.force_login(org.users["finance"])
+    return client
+
+
+def test_pages_render(finance: Any, org: Any) -> None:
+    recharge, _ = services.recharge_record(
+        actor=org.users["finance"],
+        account=org.account,
+        amount="50.00",
+        channel="cash",
+        idempotency_key="a",
+    )
+    services.fee_charge(
+        actor="t", account=org.account, amount="2.00", fee_code="card", reference="1"
+    )
+    for name, kwargs in [
+        ("finance_orders", {}),
+        ("finance_income", {}),
+        ("finance_reconciliation", {}),
+        ("finance_shift", {}),
+        ("finance_account", {"account_id": org.account.pk}),
+        ("finance_receipt", {"recharge_id": recharge.pk}),
+        ("account_detail", {"account_id": org.account.pk}),
+    ]:
+        response = finance.get(
+            reverse(f"console:{name}", kwargs=kwargs or None), {"group": "month"}
+        )
+        assert response.status_code == 200, name
+    body = finance.get(reverse("console:finance_shift")).content.decode()
+    assert "50.00" in body
+    assert (
+        "48.00"
+        in finance.get(reverse("console:account_detail", args=[org.account.pk])).content.decode()
+    )
+
+
+def test_xlsx_export(finance: Any, org: Any) -> None:
+    services.recharge_record(
+        actor="t", account=org.account, amount="50.00", channel="cash", idempotency_key="a"
+    )
+    response = finance.get(reverse("console:finance_orders"), {"export": "xlsx"})
+    assert response.status_code == 200 and response.content[:2] == b"PK"
+
+
+def test_counter_recharge_prints_receipt_and_refund(finance: Any, org: Any) -> None:
+    url = reverse("console:finance_account", args=[org.account.pk])
+    response = finance.post(
+        url, {"action": "recharge", "amount": "20.00", "channel": "cash", "idempotency_key": "k"}
+    )
+    assert response.status_code == 302 and "/finance/receipts/" in response["Location"]
+    again = finance.post(
+        url, {"action": "recharge", "amount": "20.00", "channel": "cash", "idempotency_key": "k"}
+    )
+    assert again["Location"] == response["Location"]  # a double click prints the same receipt
+    finance.post(url, {"action": "refund", "amount": "", "channel": "cash", "idempotency_key": "f"})
+    assert (
+        org.account.wallet.balance_minor == 0 or services.wallet_for(org.account).balance_minor == 0
+    )
+
+
+def test_statement_import_all_or_nothing_and_matching(finance: Any, org: Any) -> None:
+    payments.demo_providers_create(actor="t", organisation=org.org)
+    order = payments.online_order_create(
+        actor="t", account=org.account, amount="30.00", provider="wechat"
+    )
+    sim = payments.simulate_payment(order=order, transaction_id="TX1")
+    payments.payment_notification_receive(kind="wechat", headers=sim.headers, body=sim.body)
+    day = timezone.localdate()
+    url = reverse("console:finance_reconciliation")
+    bad = io.BytesIO(b"transaction_id,amount\nTX1,30.00\nTX2,abc\n,1.00\n")
+    bad.name = "bad.csv"
+    body = finance.post(
+        url, {"day": day.isoformat(), "channel": "wechat", "statement": bad}
+    ).content.decode()
+    assert "line 3" in body and "line 4" in body
+    assert not StatementImport.objects.exists()
+    good = io.BytesIO(b"transaction_id,amount\nTX1,30.00\nTX9,5.00\n")
+    good.name = "good.csv"
+    response = finance.post(url, {"day": day.isoformat(), "channel": "wechat", "statement": good})
+    assert response.status_code == 302
+    statement = StatementImport.objects.get()
+    assert statement.matched == 1 and statement.row_count == 2
+    assert set(statement.lines.values_list("match", flat=True)) == {"matched", "missing"}
+    assert finance.get(response["Location"]).status_code == 200
+    assert day - timedelta(days=1) < day
