@@ -13,45 +13,45 @@ Rules (``docs/readings.md`` tells the whole story):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from meterpay.apps.audit.services import audit_record
 from meterpay.apps.meters.models import Gateway, Meter
 from meterpay.apps.readings.models import GatewayLink, Interval, MeterLink, RegisterRead
+from meterpay.core import intervals as rules
 
-FOUR_PLACES = Decimal("0.0001")
+# The rules themselves live in meterpay.core.intervals (pure, shared with the batch path).
+FOUR_PLACES = rules.FOUR_PLACES
+ROLLOVER_ZONE = rules.ROLLOVER_ZONE
+RESOLUTION_ALLOWANCE = rules.RESOLUTION_ALLOWANCE
+GAP_FACTOR = rules.GAP_FACTOR
 #: What a register shows after its maximum: 999999.99 + 0.01. Per model where it differs.
 REGISTER_MODULUS_BY_MODEL: dict[str, Decimal] = {
     "DDSY1352": Decimal(1_000_000),
     "DTSY1352": Decimal(1_000_000),
 }
 DEFAULT_REGISTER_MODULUS = Decimal(1_000_000)
-#: A rollover is only believed when the previous value was in the top tenth of the register.
-ROLLOVER_ZONE = Decimal("0.9")
 #: Physical ceiling of a meter, before its CT ratio: kW for electricity, m³/h for water.
 MAX_DEMAND_BY_KIND: dict[str, Decimal] = {
     Meter.Kind.ELECTRICITY_1P: Decimal(25),  # 100 A x 230 V with headroom
     Meter.Kind.ELECTRICITY_3P: Decimal(80),  # 3 x 100 A x 230 V with headroom
     Meter.Kind.WATER: Decimal(5),  # DN15/DN20 overload flow
 }
-#: Registers are truncated to 0.01; a delta this small is never a spike.
-RESOLUTION_ALLOWANCE = Decimal("0.02")
 #: How often meters are expected to report (the gateway's default poll intervals).
 EXPECTED_INTERVAL_BY_KIND: dict[str, timedelta] = {
     Meter.Kind.ELECTRICITY_1P: timedelta(minutes=15),
     Meter.Kind.ELECTRICITY_3P: timedelta(minutes=15),
     Meter.Kind.WATER: timedelta(hours=1),
 }
-#: A span longer than this many expected intervals means at least one read is missing.
-GAP_FACTOR = Decimal("1.5")
 #: Missed polls in a row after which a meter counts as offline.
 OFFLINE_AFTER_MISSED_POLLS = 3
 
@@ -65,17 +65,6 @@ class ReadOutcome:
     interval: Interval | None
 
 
-@dataclass(frozen=True, slots=True)
-class _Verdict:
-    status: str
-    delta: Decimal
-    note: str
-
-    @property
-    def booked(self) -> bool:
-        return self.status in Interval.BOOKED_STATUSES
-
-
 def register_modulus(meter: Meter) -> Decimal:
     return REGISTER_MODULUS_BY_MODEL.get(meter.model.upper(), DEFAULT_REGISTER_MODULUS)
 
@@ -86,31 +75,6 @@ def max_demand(meter: Meter, link: MeterLink | None) -> Decimal:
     return MAX_DEMAND_BY_KIND.get(meter.kind, MAX_DEMAND_BY_KIND[Meter.Kind.ELECTRICITY_3P])
 
 
-def _judge(
-    meter: Meter, link: MeterLink, start: RegisterRead, end: RegisterRead, expected: timedelta
-) -> _Verdict:
-    span = end.read_at - start.read_at
-    hours = Decimal(span.total_seconds()) / 3600
-    limit = max_demand(meter, link) * hours + RESOLUTION_ALLOWANCE
-    delta = end.total - start.total
-    if delta < 0:
-        modulus = register_modulus(meter)
-        rolled = modulus - start.total + end.total
-        if start.total >= modulus * ROLLOVER_ZONE and rolled <= limit:
-            return _Verdict(Interval.Status.ROLLOVER, rolled, f"rolled over at {modulus}")
-        return _Verdict(
-            Interval.Status.NEGATIVE, delta, f"register fell from {start.total} to {end.total}"
-        )
-    if delta > limit:
-        rate = (delta / hours).quantize(Decimal("0.01")) if hours else delta
-        return _Verdict(Interval.Status.SPIKE, delta, f"{rate} per hour exceeds the maximum demand")
-    if Decimal(span.total_seconds()) > Decimal(expected.total_seconds()) * GAP_FACTOR:
-        return _Verdict(
-            Interval.Status.GAP, delta, f"{span} without reads; spread evenly over the span"
-        )
-    return _Verdict(Interval.Status.OK, delta, "")
-
-
 def _latest_good_read_before(meter: Meter, moment: datetime) -> RegisterRead | None:
     """The newest earlier read fit as a baseline: a first read, or one whose interval was booked."""
     return (
@@ -118,6 +82,39 @@ def _latest_good_read_before(meter: Meter, moment: datetime) -> RegisterRead | N
         .filter(Q(interval__isnull=True) | Q(interval__booked=True))
         .order_by("-read_at")
         .first()
+    )
+
+
+def meter_rules(
+    meter: Meter, link: MeterLink | None, expected: timedelta | None = None
+) -> rules.MeterRules:
+    """The interval rules' view of one meter (its register size, ceiling, CT ratio)."""
+    return rules.MeterRules(
+        modulus=register_modulus(meter),
+        max_demand=max_demand(meter, link),
+        expected=expected or EXPECTED_INTERVAL_BY_KIND.get(meter.kind, timedelta(minutes=15)),
+        multiplier=meter.multiplier,
+    )
+
+
+def _point(read: RegisterRead) -> rules.Point:
+    return rules.Point(read.read_at, read.total, read.pk)
+
+
+def _interval_row(meter: Meter, derived: rules.Derived, start_id: int, end_id: int) -> Interval:
+    return Interval(
+        organisation_id=meter.organisation_id,
+        meter_id=meter.pk,
+        start_read_id=start_id,
+        end_read_id=end_id,
+        start_at=derived.start.read_at,
+        end_at=derived.end.read_at,
+        register_delta=derived.register_delta,
+        multiplier=derived.multiplier,
+        consumption=derived.consumption,
+        status=derived.status.value,
+        booked=derived.booked,
+        note=derived.note,
     )
 
 
@@ -131,34 +128,20 @@ def _derive_interval(
         .order_by("-read_at")
         .first()
     )
-    if previous is None:
-        return None  # the meter's first read is its baseline
-    baseline = _latest_good_read_before(meter, read.read_at) or previous
-    start, verdict = baseline, _judge(meter, link, baseline, read, expected)
-    if not verdict.booked and previous.pk != baseline.pk:
-        # The previous read was flagged. If this read agrees with it, the jump was real
-        # (a register reset, a glitch-free correction): carry on from the flagged read.
-        retry = _judge(meter, link, previous, read, expected)
-        if retry.booked:
-            start, verdict = (
-                previous,
-                _Verdict(retry.status, retry.delta, "follows an accepted jump"),
-            )
-    consumption = (verdict.delta * meter.multiplier).quantize(FOUR_PLACES)
-    return Interval.objects.create(
-        organisation_id=meter.organisation_id,
-        meter=meter,
-        start_read=start,
-        end_read=read,
-        start_at=start.read_at,
-        end_at=read.read_at,
-        register_delta=verdict.delta.quantize(FOUR_PLACES),
-        multiplier=meter.multiplier,
-        consumption=consumption,
-        status=verdict.status,
-        booked=verdict.booked,
-        note=verdict.note[:200],
+    good = _latest_good_read_before(meter, read.read_at)
+    derived = rules.interval_between(
+        meter_rules(meter, link, expected),
+        None if previous is None else _point(previous),
+        None if good is None else _point(good),
+        _point(read),
     )
+    if derived is None:
+        return None  # the meter's first read is its baseline
+    start_id = derived.start.key
+    assert isinstance(start_id, int)
+    interval = _interval_row(meter, derived, start_id, read.pk)
+    interval.save(force_insert=True)
+    return interval
 
 
 def _link_for_update(meter: Meter) -> MeterLink:
@@ -355,3 +338,276 @@ def gateway_link_disconnected(
     link.last_reason = reason[:200]
     link.save()
     return link
+
+
+# --- batch ingestion (the gateway) -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReadInput:
+    """One register read for :func:`register_reads_record_batch`."""
+
+    meter_id: int
+    read_at: datetime
+    total: Decimal
+    sharp: Decimal | None = None
+    peak: Decimal | None = None
+    flat: Decimal | None = None
+    valley: Decimal | None = None
+    source: str = RegisterRead.Source.POLL
+    expected_interval: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    stored: int  # new register reads
+    duplicates: int  # (meter, read_at) already stored, or repeated in the batch
+    intervals: int
+    booked: int
+    refused: tuple[tuple[ReadInput, str], ...]  # and why (the single path's ValidationError)
+
+
+_REGISTERS = ("total", "sharp", "peak", "flat", "valley")
+
+
+def _refusal(read: ReadInput, meter: Meter | None, now: datetime) -> str | None:
+    """The single path's validation, as a message (``None``: the read is acceptable)."""
+    if meter is None:
+        return f"unknown meter {read.meter_id}"
+    if read.source not in RegisterRead.Source.values:
+        return f"unknown source {read.source!r}"
+    if timezone.is_naive(read.read_at):
+        return "read_at needs a time zone"
+    if read.read_at > now + timedelta(minutes=10):
+        return "read_at lies in the future"
+    if meter.removed_on is not None and timezone.localdate(read.read_at) > meter.removed_on:
+        return f"meter {meter.address} was removed on {meter.removed_on}"
+    for name in _REGISTERS:
+        try:
+            _decimal_or_none(getattr(read, name), name)
+        except ValidationError as exc:
+            return "; ".join(exc.messages)
+    return None
+
+
+def _links_for_update(meters: dict[int, Meter]) -> dict[int, MeterLink]:
+    """Lock the meters' links (creating missing ones), in meter order: no deadlocks."""
+    ids = sorted(meters)
+    missing = set(ids) - set(
+        MeterLink.objects.filter(meter_id__in=ids).values_list("meter_id", flat=True)
+    )
+    if missing:
+        MeterLink.objects.bulk_create(
+            [
+                MeterLink(meter_id=m, organisation_id=meters[m].organisation_id)
+                for m in sorted(missing)
+            ],
+            ignore_conflicts=True,
+        )
+    locked = MeterLink.objects.select_for_update().filter(meter_id__in=ids).order_by("meter_id")
+    return {link.meter_id: link for link in locked}
+
+
+def _histories(meter_ids: list[int]) -> dict[int, rules.MeterHistory]:
+    """Each meter's newest read and newest good read: one query for ids, one for values."""
+    reads = RegisterRead.objects.filter(meter=OuterRef("pk")).order_by("-read_at").values("pk")[:1]
+    good = (
+        RegisterRead.objects.filter(meter=OuterRef("pk"))
+        .filter(Q(interval__isnull=True) | Q(interval__booked=True))
+        .order_by("-read_at")
+        .values("pk")[:1]
+    )
+    rows = list(
+        Meter.objects.filter(pk__in=meter_ids)
+        .annotate(newest_id=Subquery(reads), good_id=Subquery(good))
+        .values_list("pk", "newest_id", "good_id")
+    )
+    wanted = {i for _, newest, good_id in rows for i in (newest, good_id) if i is not None}
+    points = {
+        pk: rules.Point(read_at, total, pk)
+        for pk, read_at, total in RegisterRead.objects.filter(pk__in=wanted).values_list(
+            "pk", "read_at", "total"
+        )
+    }
+    return {
+        meter_id: rules.MeterHistory(
+            None if newest is None else points[newest], None if good_id is None else points[good_id]
+        )
+        for meter_id, newest, good_id in rows
+    }
+
+
+def _stored_moments(meter_ids: list[int], moments: set[datetime]) -> set[tuple[int, datetime]]:
+    if not moments:
+        return set()
+    found = RegisterRead.objects.filter(meter_id__in=meter_ids, read_at__in=moments)
+    return set(found.values_list("meter_id", "read_at"))
+
+
+def _insert_reads(rows: list[RegisterRead]) -> dict[tuple[int, datetime], int]:
+    """Insert reads (duplicates ignored: ON CONFLICT DO NOTHING); their ids by (meter, moment)."""
+    if not rows:
+        return {}
+    if connection.vendor == "postgresql":
+        return _pg_insert_reads(rows)
+    RegisterRead.objects.bulk_create(rows, ignore_conflicts=True)
+    ids: dict[tuple[int, datetime], int] = {}
+    found = RegisterRead.objects.filter(
+        meter_id__in={r.meter_id for r in rows}, read_at__in={r.read_at for r in rows}
+    ).values_list("pk", "meter_id", "read_at")
+    for pk, meter_id, read_at in found:
+        ids[(meter_id, read_at)] = pk
+    return ids
+
+
+def _pg_insert_reads(rows: list[RegisterRead]) -> dict[tuple[int, datetime], int]:
+    """PostgreSQL: one INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING RETURNING."""
+    table = connection.ops.quote_name(RegisterRead._meta.db_table)
+    now = timezone.now()
+    sql = (
+        # the table name is the model's; every value is a parameter
+        f"INSERT INTO {table} (organisation_id, meter_id, read_at, source, total,"  # noqa: S608
+        " sharp, peak, flat, valley, received_at)"
+        " SELECT o, m, r, s, t, sh, pk, fl, va, %s FROM unnest("
+        "%s::bigint[], %s::bigint[], %s::timestamptz[], %s::varchar[], %s::numeric[],"
+        " %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[])"
+        " AS u(o, m, r, s, t, sh, pk, fl, va)"
+        " ON CONFLICT (meter_id, read_at) DO NOTHING RETURNING id, meter_id, read_at"
+    )
+    params = [
+        now,
+        [r.organisation_id for r in rows],
+        [r.meter_id for r in rows],
+        [r.read_at for r in rows],
+        [r.source for r in rows],
+        [r.total for r in rows],
+        [r.sharp for r in rows],
+        [r.peak for r in rows],
+        [r.flat for r in rows],
+        [r.valley for r in rows],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {(meter_id, read_at): pk for pk, meter_id, read_at in cursor.fetchall()}
+
+
+def _insert_intervals(rows: list[Interval]) -> None:
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        Interval.objects.bulk_create(rows)
+        return
+    table = connection.ops.quote_name(Interval._meta.db_table)
+    sql = (
+        f"INSERT INTO {table} (organisation_id, meter_id, start_read_id,"  # noqa: S608
+        " end_read_id, start_at, end_at, register_delta, multiplier, consumption, status,"
+        " booked, note)"
+        " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],"
+        " %s::timestamptz[], %s::timestamptz[], %s::numeric[], %s::integer[], %s::numeric[],"
+        " %s::varchar[], %s::boolean[], %s::varchar[])"
+    )
+    columns = (
+        "organisation_id", "meter_id", "start_read_id", "end_read_id", "start_at", "end_at",
+        "register_delta", "multiplier", "consumption", "status", "booked", "note",
+    )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [[getattr(row, c) for row in rows] for c in columns])
+
+
+_LINK_FIELDS = ["online", "missed_polls", "last_error", "last_seen_at", "offline_since",
+                "last_read_at", "last_total"]  # fmt: skip
+
+
+@transaction.atomic
+def register_reads_record_batch(
+    *, reads: Sequence[ReadInput], actor: Actor = "gateway"
+) -> BatchOutcome:
+    """Store many register reads in one transaction and derive the intervals they close.
+
+    The same rules as :func:`register_read_record` (``meterpay.core.intervals``), read by
+    read in the given order: the intervals are exactly those that recording the reads one by
+    one would give. A read the single path would refuse is skipped and reported in
+    ``refused``; the others are stored. Polled and pushed reads are their own record; manual
+    reads are also audited; meters coming back online are audited, as in the single path.
+    """
+    if not reads:
+        return BatchOutcome(0, 0, 0, 0, ())
+    meters = Meter.objects.only(
+        "pk", "organisation_id", "kind", "model", "multiplier", "removed_on", "address"
+    ).in_bulk({r.meter_id for r in reads})
+    now = timezone.now()
+    refused: list[tuple[ReadInput, str]] = []
+    accepted: list[ReadInput] = []
+    for read in reads:
+        reason = _refusal(read, meters.get(read.meter_id), now)
+        if reason is None:
+            accepted.append(read)
+        else:
+            refused.append((read, reason))
+    if not accepted:
+        return BatchOutcome(0, 0, 0, 0, tuple(refused))
+    meters = {m: meters[m] for m in {r.meter_id for r in accepted}}
+    links = _links_for_update(meters)  # serialises with every other writer of these meters
+    meter_ids = sorted(meters)
+    stored = _stored_moments(meter_ids, {r.read_at for r in accepted})
+    fresh: list[ReadInput] = []
+    for read in accepted:
+        moment = (read.meter_id, read.read_at)
+        if moment not in stored:
+            stored.add(moment)
+            fresh.append(read)
+    duplicates = len(accepted) - len(fresh)
+    rows = [
+        RegisterRead(
+            organisation_id=meters[r.meter_id].organisation_id,
+            meter_id=r.meter_id,
+            read_at=r.read_at,
+            source=r.source,
+            **{name: _decimal_or_none(getattr(r, name), name) for name in _REGISTERS},
+        )
+        for r in fresh
+    ]
+    # Derive first, from the meters' histories before this batch; new reads get their ids after
+    # the insert (their key here is their position in the batch).
+    histories = _histories(sorted({r.meter_id for r in fresh}))
+    derived_all: list[tuple[Meter, rules.Derived]] = []
+    for index, (row, read) in enumerate(zip(rows, fresh, strict=True)):
+        meter, link = meters[read.meter_id], links[read.meter_id]
+        history = histories.get(read.meter_id, rules.MeterHistory())
+        point = rules.Point(row.read_at, row.total, ("new", index))
+        histories[read.meter_id], derived = rules.derive(
+            meter_rules(meter, link, read.expected_interval), history, point
+        )
+        if derived is not None:
+            derived_all.append((meter, derived))
+        _mark_seen(link, actor=actor, at=read.read_at)
+        if link.last_read_at is None or read.read_at > link.last_read_at:
+            link.last_read_at = read.read_at
+            link.last_total = row.total
+        if read.source == RegisterRead.Source.MANUAL:
+            audit_record(
+                actor=actor,
+                action="meter.read_manual",
+                obj=meter,
+                after={"read_at": read.read_at.isoformat(), "total": str(row.total)},
+            )
+    ids = _insert_reads(rows)
+    new_ids = [ids[(r.meter_id, r.read_at)] for r in rows]
+
+    def resolve(point: rules.Point) -> int:
+        key = point.key
+        if isinstance(key, tuple):
+            return new_ids[key[1]]
+        assert isinstance(key, int)
+        return key
+
+    intervals = [
+        _interval_row(meter, derived, resolve(derived.start), resolve(derived.end))
+        for meter, derived in derived_all
+    ]
+    _insert_intervals(intervals)
+    touched = [links[m] for m in sorted({r.meter_id for r in fresh})]
+    if touched:
+        MeterLink.objects.bulk_update(touched, _LINK_FIELDS)
+    booked = sum(1 for i in intervals if i.booked)
+    return BatchOutcome(len(fresh), duplicates, len(intervals), booked, tuple(refused))
