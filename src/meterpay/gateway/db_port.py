@@ -2,10 +2,16 @@
 
 Every ORM call runs in one worker thread (``sync_to_async(thread_sensitive=True)``), so the
 event loop never blocks and SQLite sees a single writer from this process.
+
+Polled readings are buffered: up to ``batch_size`` readings or ``batch_delay`` seconds, then
+one transaction stores them all (``register_reads_record_batch``). The buffer is flushed
+before anything that must see a reading (a command's status read deciding it), and on close.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,7 +65,20 @@ class DbPort:
     offline_after: int = readings.OFFLINE_AFTER_MISSED_POLLS
     backoff_base: timedelta = control.BACKOFF_BASE
     worker: str = "gateway"
+    #: Buffered readings are stored when this many are waiting ...
+    batch_size: int = 500
+    #: ... or this many seconds after the first one arrived.
+    batch_delay: float = 0.05
     _meters: dict[tuple[str, str], int] = field(default_factory=dict)
+    _water: dict[int, bool] = field(default_factory=dict)
+    #: The supply state this process last recorded per meter (skip unchanged repeats).
+    _supply: dict[int, str] = field(default_factory=dict)
+    _pending: list[tuple[str, MeterReading, str]] = field(default_factory=list)
+    _timer: asyncio.TimerHandle | None = None
+    _flushes: set[asyncio.Task[None]] = field(default_factory=set)
+    stats: dict[str, int] = field(
+        default_factory=lambda: {"batches": 0, "stored": 0, "intervals": 0, "duplicates": 0}
+    )
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -73,6 +92,7 @@ class DbPort:
             return meter_id
         for meter in Meter.objects.filter(gateway__identifier=gateway, removed_on__isnull=True):
             self._meters[(gateway, normalise_address(meter.protocol, meter.address))] = meter.pk
+            self._water[meter.pk] = meter.kind == Meter.Kind.WATER
         return self._meters.get((gateway, address))
 
     def _expected(self, meter: Meter) -> timedelta:
@@ -140,9 +160,130 @@ class DbPort:
         return meter_id
 
     async def reading_received(self, dtu_id: str, reading: MeterReading) -> None:
-        await self._db(self.record_reading, dtu_id, reading, "poll")
+        """Buffer a polled reading; a full buffer is stored before returning (back pressure)."""
+        self._pending.append((dtu_id, reading, "poll"))
+        if len(self._pending) >= self.batch_size:
+            await self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.batch_delay, self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._timer = None
+        task = asyncio.create_task(self.flush())
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def flush(self) -> None:
+        """Store every buffered reading now (one transaction)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._pending:
+            return
+        items, self._pending = self._pending, []
+        await self._db(self.record_batch, items)
+
+    def _flush_sync(self) -> None:
+        """In the DB thread, before a decision that must see buffered readings."""
+        if self._pending:
+            items, self._pending = self._pending, []
+            self.record_batch(items)
+
+    def record_batch(self, items: Sequence[tuple[str, MeterReading, str]]) -> None:
+        """Store readings in one transaction, then their relay/valve states."""
+        inputs: list[readings.ReadInput] = []
+        seen: list[tuple[int, MeterReading]] = []
+        for gateway, reading, source in items:
+            meter_id = self._meter_id(gateway, reading.address)
+            if meter_id is None:
+                log.warning("reading from unknown meter %s behind %s", reading.address, gateway)
+                continue
+            seen.append((meter_id, reading))
+            water = self._water.get(meter_id, False)
+            if isinstance(reading, ElectricityReading):
+                energy = reading.energy_kwh
+                if energy.total is None:
+                    self._seen_without_total(meter_id, reading)
+                    continue
+                inputs.append(
+                    readings.ReadInput(
+                        meter_id,
+                        reading.read_at,
+                        energy.total,
+                        energy.sharp,
+                        energy.peak,
+                        energy.flat,
+                        energy.valley,
+                        source=source,
+                        expected_interval=timedelta(seconds=self.intervals.for_meter(water)),
+                    )
+                )
+            else:
+                inputs.append(
+                    readings.ReadInput(
+                        meter_id,
+                        reading.read_at,
+                        reading.volume_m3,
+                        source=source,
+                        expected_interval=timedelta(seconds=self.intervals.for_meter(water)),
+                    )
+                )
+        try:
+            outcome = readings.register_reads_record_batch(reads=inputs, actor=ACTOR)
+        except Exception:
+            log.exception("storing a batch of %d readings failed; storing one by one", len(items))
+            for gateway, reading, source in items:
+                with contextlib.suppress(Exception):
+                    self.record_reading(gateway, reading, source)
+            return
+        for read, reason in outcome.refused:
+            log.warning("reading of meter %s refused: %s", read.meter_id, reason)
+        self.stats["batches"] += 1
+        self.stats["stored"] += outcome.stored
+        self.stats["intervals"] += outcome.intervals
+        self.stats["duplicates"] += outcome.duplicates
+        self._supply_reported(seen)
+
+    def _seen_without_total(self, meter_id: int, reading: MeterReading) -> None:
+        meter = Meter.objects.filter(pk=meter_id).first()
+        if meter is not None:
+            readings.meter_link_seen(meter=meter, at=reading.read_at)
+
+    def _supply_reported(self, seen: Sequence[tuple[int, MeterReading]]) -> None:
+        """Record relay/valve states: changes, and every state of a meter with a command out."""
+        if not seen:
+            return
+        ids = {meter_id for meter_id, _ in seen}
+        watched = set(
+            MeterCommand.objects.filter(
+                meter_id__in=ids,
+                attempts__gt=0,
+                sent_at__isnull=False,
+                status__in=[*MeterCommand.OPEN_STATUSES, MeterCommand.Status.TIMED_OUT],
+            ).values_list("meter_id", flat=True)
+        )
+        due = [
+            (meter_id, reading, supply_of(reading))
+            for meter_id, reading in seen
+            if meter_id in watched or self._supply.get(meter_id) != supply_of(reading)
+        ]
+        if not due:
+            return
+        meters = Meter.objects.in_bulk({meter_id for meter_id, _, _ in due})
+        for meter_id, reading, state in due:
+            meter = meters.get(meter_id)
+            if meter is None:
+                continue
+            try:
+                control.supply_state_reported(meter=meter, reported=state, at=reading.read_at)
+            except ValidationError as exc:
+                log.warning("state of meter %s refused: %s", meter.address, "; ".join(exc.messages))
+                continue
+            self._supply[meter_id] = state
 
     def _command_result(self, gateway: str, result: CommandResult) -> None:
+        self._flush_sync()
+        self._supply.clear()  # a command may change what the meter reports
         meter_id = self._meter_id(gateway, result.address)
         if meter_id is None or not result.acknowledged:
             return  # an unanswered command is judged by the status read that follows
@@ -171,6 +312,7 @@ class DbPort:
             water = meter.kind == Meter.Kind.WATER
             address = normalise_address(meter.protocol, meter.address)
             self._meters[(meter.gateway.identifier, address)] = meter.pk
+            self._water[meter.pk] = water
             spec = MeterSpec(
                 MeterProtocol(meter.protocol), address, model=meter.model or "DDSY1352"
             )
@@ -197,6 +339,8 @@ class DbPort:
         return list(await self._db(self._commands_due, gateways))
 
     def _claim(self, command_id: UUID) -> int | None:
+        self._flush_sync()
+        self._supply.clear()
         command = control.meter_command_claim(command_id=command_id, worker=self.worker)
         return None if command is None else command.attempts
 
@@ -205,6 +349,7 @@ class DbPort:
         return None if result is None else int(result)
 
     def _is_final(self, command_id: UUID) -> bool:
+        self._flush_sync()  # the status read that may have confirmed it is in the buffer
         status = (
             MeterCommand.objects.filter(command_id=command_id)
             .values_list("status", flat=True)
@@ -216,6 +361,8 @@ class DbPort:
         return bool(await self._db(self._is_final, command_id))
 
     def _not_done(self, command_id: UUID, error: str, refused: bool) -> None:
+        self._flush_sync()
+        self._supply.clear()
         control.meter_command_not_done(
             command_id=command_id,
             at=timezone.now(),
@@ -228,6 +375,8 @@ class DbPort:
         await self._db(self._not_done, command_id, error, refused)
 
     def _acknowledged(self, command_id: UUID, state: str | None) -> None:
+        self._flush_sync()
+        self._supply.clear()
         control.meter_command_acknowledged(command_id=command_id, at=timezone.now(), state=state)
 
     async def command_acknowledged(self, command_id: UUID, state: str | None) -> None:
@@ -296,5 +445,9 @@ class DbPort:
         await self._db(self._mqtt_status, gateway, online)
 
     async def close(self) -> None:
-        """Close this process's database connections (the worker thread's, too)."""
+        """Store what is buffered; close this process's database connections (and the thread's)."""
+        for task in list(self._flushes):
+            with contextlib.suppress(Exception):
+                await task
+        await self.flush()
         await self._db(connections.close_all)
