@@ -109,6 +109,7 @@ class DtuSession:
         registration_timeout: float = 30.0,
         heartbeat_timeout: float = 180.0,
         request_timeout: float = DEFAULT_TIMEOUT,
+        request_retries: int = 0,
     ) -> None:
         self._reader = reader
         self._writer = writer
@@ -124,7 +125,7 @@ class DtuSession:
         self.close_reason: str | None = None
         self._splitter = packets.DtuStreamSplitter()
         self._tunnel = _Tunnel(writer)
-        self.bus = BusClient(self._tunnel, timeout=request_timeout)
+        self.bus = BusClient(self._tunnel, timeout=request_timeout, retries=request_retries)
 
     @property
     def peer(self) -> str:
@@ -234,6 +235,7 @@ class DtuServer:
         registration_timeout: float = 30.0,
         heartbeat_timeout: float = 180.0,
         request_timeout: float = DEFAULT_TIMEOUT,
+        request_retries: int = 0,
     ) -> None:
         self.port = port
         self.host = host
@@ -242,6 +244,7 @@ class DtuServer:
             "registration_timeout": registration_timeout,
             "heartbeat_timeout": heartbeat_timeout,
             "request_timeout": request_timeout,
+            "request_retries": request_retries,
         }
         self.sessions: dict[str, DtuSession] = {}
         self._server: asyncio.Server | None = None

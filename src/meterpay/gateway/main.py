@@ -25,6 +25,11 @@ class GatewayConfig:
     poll_water: float = 60 * 60.0
     offline_after: int = 3
     request_timeout: float = 3.0
+    #: Resends of a request that got no reply (a frame lost on the radio or the bus).
+    request_retries: int = 1
+    #: Polled readings are stored in batches of up to this many, or after batch_delay seconds.
+    batch_size: int = 500
+    batch_delay: float = 0.05
     heartbeat_timeout: float = 180.0
     backoff_base: float = 15.0
     tick: float = 1.0
@@ -37,12 +42,15 @@ async def run_gateway(config: GatewayConfig) -> None:
         intervals=PollIntervals(config.poll_electricity, config.poll_water),
         offline_after=config.offline_after,
         backoff_base=timedelta(seconds=config.backoff_base),
+        batch_size=config.batch_size,
+        batch_delay=config.batch_delay,
     )
     server = DtuServer(
         port,
         host=config.host,
         listen_port=config.port,
         request_timeout=config.request_timeout,
+        request_retries=config.request_retries,
         heartbeat_timeout=config.heartbeat_timeout,
     )
     listening = await server.start()

@@ -72,9 +72,14 @@ class TcpLink:
 class BusClient:
     """One request in flight per bus; replies matched by a predicate."""
 
-    def __init__(self, link: ByteLink, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, link: ByteLink, *, timeout: float = DEFAULT_TIMEOUT, retries: int = 0
+    ) -> None:
         self.link = link
         self.timeout = timeout
+        #: Times a request is sent again after no reply (a lost frame). Meter requests are
+        #: reads or idempotent commands (trip twice = trip), so a resend is safe.
+        self.retries = retries
         self._lock = asyncio.Lock()
 
     async def transact[FrameT](
@@ -88,34 +93,47 @@ class BusClient:
         """Send ``request`` and return the first reply frame that ``accept`` takes.
 
         Frames that are not accepted (the request's own echo, another meter talking)
-        are skipped. Raises :class:`MeterTimeout`, :class:`MeterUnreachable` or
+        are skipped. Without a reply within the timeout the request is sent again, up to
+        ``retries`` times. Raises :class:`MeterTimeout`, :class:`MeterUnreachable` or
         :class:`MeterProtocolError`.
         """
-        deadline = asyncio.get_running_loop().time() + (timeout or self.timeout)
         async with self._lock:
-            framer.reset()
-            await self.link.send(request)
-            while True:
-                try:
-                    frame = framer.next_frame()
-                except ChecksumError as exc:
-                    raise MeterProtocolError(f"checksum error in reply: {exc}") from None
-                except ProtocolError as exc:  # pragma: no cover - framers raise ChecksumError
-                    raise MeterProtocolError(str(exc)) from None
-                if frame is not None:
-                    if accept(frame):
-                        return frame
-                    continue
-                remaining = deadline - asyncio.get_running_loop().time()
-                if remaining <= 0:
-                    raise MeterTimeout("no reply from the meter before the timeout")
-                try:
-                    data = await asyncio.wait_for(self.link.receive(), remaining)
-                except TimeoutError:
-                    raise MeterTimeout("no reply from the meter before the timeout") from None
-                if not data:
-                    raise MeterUnreachable("connection closed while waiting for the reply")
-                framer.feed(data)
+            for _ in range(self.retries):
+                with contextlib.suppress(MeterTimeout):
+                    return await self._exchange(request, framer, accept, timeout)
+            return await self._exchange(request, framer, accept, timeout)
+
+    async def _exchange[FrameT](
+        self,
+        request: bytes,
+        framer: StreamFramer[FrameT],
+        accept: Callable[[FrameT], bool],
+        timeout: float | None,
+    ) -> FrameT:
+        deadline = asyncio.get_running_loop().time() + (timeout or self.timeout)
+        framer.reset()
+        await self.link.send(request)
+        while True:
+            try:
+                frame = framer.next_frame()
+            except ChecksumError as exc:
+                raise MeterProtocolError(f"checksum error in reply: {exc}") from None
+            except ProtocolError as exc:  # pragma: no cover - framers raise ChecksumError
+                raise MeterProtocolError(str(exc)) from None
+            if frame is not None:
+                if accept(frame):
+                    return frame
+                continue
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise MeterTimeout("no reply from the meter before the timeout")
+            try:
+                data = await asyncio.wait_for(self.link.receive(), remaining)
+            except TimeoutError:
+                raise MeterTimeout("no reply from the meter before the timeout") from None
+            if not data:
+                raise MeterUnreachable("connection closed while waiting for the reply")
+            framer.feed(data)
 
     async def send_only(self, request: bytes) -> None:
         """Send a frame that gets no reply (broadcasts)."""
