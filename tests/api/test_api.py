@@ -149,3 +149,17 @@ def test_healthz(client: Any) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json()["database"] == "reachable"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/accounts?customer=99999999999999999999999",
+        "/api/v1/rooms?site=99999999999999999999999",
+        "/api/v1/meters?account=99999999999999999999999",
+        "/api/v1/rooms/99999999999999999999999",
+    ],
+)
+def test_numbers_beyond_the_database_range_are_refused_not_500(client: Any, org: Any, url: str) -> None:
+    response = client.get(url, **_h(org))
+    assert response.status_code in (404, 422)

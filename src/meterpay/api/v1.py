@@ -74,6 +74,12 @@ def on_permission_denied(request: HttpRequest, exc: PermissionDenied) -> HttpRes
     return api.create_response(request, {"detail": "your role does not allow this"}, status=403)
 
 
+@api.exception_handler(OverflowError)
+def on_overflow(request: HttpRequest, exc: OverflowError) -> HttpResponse:
+    # An id or filter beyond the database's integer range names nothing that exists.
+    return api.create_response(request, {"detail": "a number is out of range"}, status=422)
+
+
 @api.exception_handler(Http404)
 def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     return api.create_response(request, {"detail": "not found"}, status=404)
