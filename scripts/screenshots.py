@@ -42,6 +42,12 @@ PAGES = [
     "/tariffs/1/preview/?profile=shop&month=2026-07&step=60",
     "/tariffs/import/",
     "/accounts/56/tariffs/",
+    "/finance/",
+    "/finance/income/",
+    "/finance/income/?group=month",
+    "/finance/reconciliation/",
+    "/finance/shift/",
+    "/finance/accounts/1/",
     "/api/v1/docs",
 ]
 

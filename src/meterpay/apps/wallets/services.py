@@ -53,9 +53,13 @@ __all__ = [
     "entry_post",
     "entry_reverse",
     "fee_charge",
+    "deduction_credit",
+    "recharge_cancel",
     "recharge_confirm",
     "recharge_record",
+    "refund_payout",
     "refund_record",
+    "settle_on_close",
     "wallet_for",
 ]
 

@@ -40,11 +40,11 @@ ACTOR = "balance_rule"
 
 
 def policy_row(organisation_id: int) -> BalancePolicy:
+    """The organisation's policy; the defaults (unsaved) when it has none, so reads never write."""
     policy = BalancePolicy.objects.filter(organisation_id=organisation_id).first()
     if policy is None:
-        policy, _ = BalancePolicy.objects.get_or_create(
-            organisation_id=organisation_id,
-            defaults={"alarm_thresholds_minor": [5000, 2000, 500]},
+        policy = BalancePolicy(
+            organisation_id=organisation_id, alarm_thresholds_minor=[5000, 2000, 500]
         )
     return policy
 

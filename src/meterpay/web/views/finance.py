@@ -37,7 +37,7 @@ from meterpay.core.money import from_minor
 from meterpay.core.roles import Permission
 from meterpay.web.views.base import deny, page, querystring_without_page, staff_view
 
-CHANNELS = [c for c, _ in Recharge._meta.get_field("channel").choices]  # type: ignore[union-attr]
+CHANNELS = [c for c, _ in Recharge._meta.get_field("channel").choices or []]
 
 
 def _day(text: str | None, default: date) -> date:
@@ -102,7 +102,7 @@ def finance_orders(request: HttpRequest) -> HttpResponse:
             "channel": channel,
             "q": q,
             "kinds": JournalEntry.Kind.choices,
-            "channels": Recharge._meta.get_field("channel").choices,  # type: ignore[union-attr]
+            "channels": Recharge._meta.get_field("channel").choices,
             "query": querystring_without_page(request),
         },
     )
