@@ -54,6 +54,7 @@ CONSOLE_OBJECT_PAGES: dict[str, Any] = {
     ),
     "finance_receipt": (lambda a: {"recharge_id": _cash_recharge(a).pk}, None),
     "room_detail": (lambda a: {"room_id": a.room.pk}, None),
+    "site_holidays": (lambda a: {"site_id": a.site.pk}, lambda a: {"lines": "2027-01-01 x"}),
     "customer_detail": (
         lambda a: {"customer_id": a.customer.pk},
         lambda a: {"name": "hijacked", "kind": "person"},

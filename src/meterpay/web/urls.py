@@ -21,6 +21,7 @@ console = (
         path("", sites.home, name="home"),
         path("sites/", sites.site_tree, name="site_tree"),
         path("sites/add/<str:what>/", sites.site_add, name="site_add"),
+        path("sites/<int:site_id>/holidays/", sites.site_holidays, name="site_holidays"),
         path("rooms/", sites.room_grid, name="room_grid"),
         path("rooms/<int:room_id>/", sites.room_detail, name="room_detail"),
         path("customers/", customers.customer_list, name="customer_list"),

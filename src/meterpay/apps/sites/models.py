@@ -113,3 +113,24 @@ class Room(OrgOwned):
 
     def __str__(self) -> str:
         return f"{self.floor.building} {self.number}"
+
+
+class Holiday(OrgOwned):
+    """A public holiday at a site: time-of-use tariffs rate it with their holiday prices."""
+
+    site = models.ForeignKey(
+        Site, on_delete=models.PROTECT, related_name="holidays", verbose_name=_("site")
+    )
+    date = models.DateField(_("date"))
+    name = models.CharField(_("name"), max_length=80, blank=True)
+
+    class Meta:
+        verbose_name = _("holiday")
+        verbose_name_plural = _("holidays")
+        ordering = ["date"]
+        constraints = [
+            models.UniqueConstraint(fields=["site", "date"], name="holiday_once_per_site")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.name}"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -7,7 +8,7 @@ from django.db import transaction
 
 from meterpay.apps.audit.services import audit_record, snapshot
 from meterpay.apps.organisations.models import Organisation
-from meterpay.apps.sites.models import Building, Floor, Room, Site
+from meterpay.apps.sites.models import Building, Floor, Holiday, Room, Site
 
 
 def _saved(obj, *, actor: object, action: str):  # type: ignore[no-untyped-def]
@@ -94,3 +95,26 @@ def floor_get_or_create(
             actor=actor, building=building, name=floor_name, level=level if level is not None else 0
         )
     return floor
+
+
+@transaction.atomic
+def holidays_add(*, actor: object, site: Site, days: list[tuple[date, str]]) -> list[Holiday]:
+    """Add holidays to a site's calendar; a date already there keeps its entry."""
+    added = []
+    for day, name in days:
+        holiday, created = Holiday.objects.get_or_create(
+            site=site,
+            date=day,
+            defaults={"organisation_id": site.organisation_id, "name": name[:80]},
+        )
+        if created:
+            audit_record(actor=actor, action="holiday.add", obj=holiday, after=snapshot(holiday))
+            added.append(holiday)
+    return added
+
+
+@transaction.atomic
+def holiday_remove(*, actor: object, holiday: Holiday) -> None:
+    before = snapshot(holiday)
+    audit_record(actor=actor, action="holiday.remove", obj=holiday, before=before)
+    holiday.delete()

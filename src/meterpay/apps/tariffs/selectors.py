@@ -14,6 +14,7 @@ from typing import Any
 from django.db.models import QuerySet, Sum
 
 from meterpay.apps.customers.models import Account
+from meterpay.apps.sites.selectors import site_holidays
 from meterpay.apps.tariffs.models import AccountTariff, Tariff
 from meterpay.core.tariffs import (
     AccountTerms,
@@ -65,8 +66,8 @@ def current_assignments(assignments: Sequence[AccountTariff], at: datetime) -> s
 
 
 def account_terms(account: Account, assignment: AccountTariff | None = None) -> AccountTerms:
-    """``AccountTerms`` for rating ``account``: the assignment's terms, the rooms' area and the
-    move-in/move-out days."""
+    """``AccountTerms`` for rating ``account``: the assignment's terms, the rooms' area, the
+    holiday calendar of the rooms' sites and the move-in/move-out days."""
     area = account.rooms.aggregate(total=Sum("area_m2"))["total"]
     thresholds = None
     scale = Decimal(1)
@@ -77,7 +78,9 @@ def account_terms(account: Account, assignment: AccountTariff | None = None) -> 
             thresholds = tuple(Decimal(t) for t in assignment.tier_thresholds)
         capacity = assignment.capacity_kva
         contract = assignment.contract_demand_kw
+    site_ids = list(account.rooms.values_list("floor__building__site_id", flat=True).distinct())
     return AccountTerms(
+        holidays=site_holidays(site_ids),
         tier_threshold_scale=scale,
         tier_thresholds=thresholds,
         capacity_kva=capacity,

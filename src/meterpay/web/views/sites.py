@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -21,7 +22,7 @@ from meterpay.apps.meters.models import Gateway, Meter
 from meterpay.apps.organisations.access import access_object, org_objects
 from meterpay.apps.readings.selectors import rooms_with_link_state
 from meterpay.apps.sites import services
-from meterpay.apps.sites.models import Building, Floor, Room, Site
+from meterpay.apps.sites.models import Building, Floor, Holiday, Room, Site
 from meterpay.core.roles import Permission
 from meterpay.web.forms import BuildingForm, FloorForm, RoomForm, SiteForm
 from meterpay.web.views.base import is_htmx, page, querystring_without_page, staff_view
@@ -158,3 +159,48 @@ def room_detail(request: HttpRequest, room_id: int) -> HttpResponse:
         "web/rooms/detail.html",
         {"section": "rooms", "room": room, "accounts": accounts, "meters": meters},
     )
+
+
+@staff_view()
+def site_holidays(request: HttpRequest, site_id: int) -> HttpResponse:
+    """A site's holiday calendar: time-of-use tariffs rate these days as holidays."""
+    user: Any = request.user
+    site = access_object(user, Site, site_id)
+    if request.method == "POST":
+        if not user.can(Permission.MANAGE_SITES):
+            raise PermissionDenied
+        if request.POST.get("remove"):
+            holiday = access_object(user, Holiday.objects.filter(site=site), request.POST["remove"])
+            services.holiday_remove(actor=user, holiday=holiday)
+            messages.success(request, _("Holiday removed."))
+        else:
+            days, problems = _parse_holiday_lines(request.POST.get("lines", ""))
+            if problems:
+                for problem in problems:
+                    messages.error(request, problem)
+            else:
+                added = services.holidays_add(actor=user, site=site, days=days)
+                messages.success(request, _("%(n)d holidays added.") % {"n": len(added)})
+        return redirect("console:site_holidays", site.pk)
+    return render(
+        request,
+        "web/sites/holidays.html",
+        {"section": "sites", "site": site, "holidays": site.holidays.all()},
+    )
+
+
+def _parse_holiday_lines(text: str) -> tuple[list[tuple[date, str]], list[str]]:
+    """Lines of ``YYYY-MM-DD name``; every bad line is named, and then nothing is added."""
+    days, problems = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        first, _sep, name = line.partition(" ")
+        try:
+            days.append((date.fromisoformat(first), name.strip()))
+        except ValueError:
+            problems.append(
+                _("Line %(n)d: %(text)s is not a date (YYYY-MM-DD).") % {"n": number, "text": first}
+            )
+    return days, problems
