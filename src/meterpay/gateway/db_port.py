@@ -76,6 +76,8 @@ class DbPort:
     _pending: list[tuple[str, MeterReading, str]] = field(default_factory=list)
     _timer: asyncio.TimerHandle | None = None
     _flushes: set[asyncio.Task[None]] = field(default_factory=set)
+    #: One batch in the database at a time: a full buffer then waits (back pressure on polls).
+    _flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     stats: dict[str, int] = field(
         default_factory=lambda: {"batches": 0, "stored": 0, "intervals": 0, "duplicates": 0}
     )
@@ -175,13 +177,14 @@ class DbPort:
 
     async def flush(self) -> None:
         """Store every buffered reading now (one transaction)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if not self._pending:
-            return
-        items, self._pending = self._pending, []
-        await self._db(self.record_batch, items)
+        async with self._flush_lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if not self._pending:
+                return
+            items, self._pending = self._pending, []
+            await self._db(self.record_batch, items)
 
     def _flush_sync(self) -> None:
         """In the DB thread, before a decision that must see buffered readings."""
@@ -262,11 +265,13 @@ class DbPort:
                 status__in=[*MeterCommand.OPEN_STATUSES, MeterCommand.Status.TIMED_OUT],
             ).values_list("meter_id", flat=True)
         )
-        due = [
-            (meter_id, reading, supply_of(reading))
-            for meter_id, reading in seen
-            if meter_id in watched or self._supply.get(meter_id) != supply_of(reading)
-        ]
+        due: list[tuple[int, MeterReading, str]] = []
+        running = dict(self._supply)
+        for meter_id, reading in seen:
+            state = supply_of(reading)
+            if meter_id in watched or running.get(meter_id) != state:
+                due.append((meter_id, reading, state))
+                running[meter_id] = state
         if not due:
             return
         meters = Meter.objects.in_bulk({meter_id for meter_id, _, _ in due})

@@ -17,11 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import Model, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from meterpay.apps.audit.services import audit_record
@@ -444,13 +445,33 @@ def _stored_moments(meter_ids: list[int], moments: set[datetime]) -> set[tuple[i
     return set(found.values_list("meter_id", "read_at"))
 
 
-def _insert_reads(rows: list[RegisterRead]) -> dict[tuple[int, datetime], int]:
-    """Insert reads (duplicates ignored: ON CONFLICT DO NOTHING); their ids by (meter, moment)."""
+_READ_COLUMNS = (
+    "organisation_id", "meter_id", "read_at", "source", *_REGISTERS, "received_at",
+)  # fmt: skip
+
+
+def _insert_reads(rows: list[SimpleNamespace]) -> dict[tuple[int, datetime], int]:
+    """Insert new reads; their ids by (meter, moment).
+
+    The caller has locked the meters' links and left out the moments already stored, so no
+    row conflicts. PostgreSQL: ids drawn from the sequence in one query, then COPY. Elsewhere:
+    one prepared INSERT ... ON CONFLICT DO NOTHING, then the ids in one query.
+    """
     if not rows:
         return {}
     if connection.vendor == "postgresql":
-        return _pg_insert_reads(rows)
-    RegisterRead.objects.bulk_create(rows, ignore_conflicts=True)
+        table = RegisterRead._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [table, len(rows)],
+            )
+            new_ids = [pk for (pk,) in cursor.fetchall()]
+        for row, pk in zip(rows, new_ids, strict=True):
+            row.id = pk
+        _pg_copy(table, ("id", *_READ_COLUMNS), rows)
+        return {(row.meter_id, row.read_at): row.id for row in rows}
+    _executemany_insert(RegisterRead, _READ_COLUMNS, rows, conflict=True)
     ids: dict[tuple[int, datetime], int] = {}
     found = RegisterRead.objects.filter(
         meter_id__in={r.meter_id for r in rows}, read_at__in={r.read_at for r in rows}
@@ -460,58 +481,82 @@ def _insert_reads(rows: list[RegisterRead]) -> dict[tuple[int, datetime], int]:
     return ids
 
 
-def _pg_insert_reads(rows: list[RegisterRead]) -> dict[tuple[int, datetime], int]:
-    """PostgreSQL: one INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING RETURNING."""
-    table = connection.ops.quote_name(RegisterRead._meta.db_table)
-    now = timezone.now()
-    sql = (
-        # the table name is the model's; every value is a parameter
-        f"INSERT INTO {table} (organisation_id, meter_id, read_at, source, total,"  # noqa: S608
-        " sharp, peak, flat, valley, received_at)"
-        " SELECT o, m, r, s, t, sh, pk, fl, va, %s FROM unnest("
-        "%s::bigint[], %s::bigint[], %s::timestamptz[], %s::varchar[], %s::numeric[],"
-        " %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[])"
-        " AS u(o, m, r, s, t, sh, pk, fl, va)"
-        " ON CONFLICT (meter_id, read_at) DO NOTHING RETURNING id, meter_id, read_at"
-    )
-    params = [
-        now,
-        [r.organisation_id for r in rows],
-        [r.meter_id for r in rows],
-        [r.read_at for r in rows],
-        [r.source for r in rows],
-        [r.total for r in rows],
-        [r.sharp for r in rows],
-        [r.peak for r in rows],
-        [r.flat for r in rows],
-        [r.valley for r in rows],
+def _pg_copy(table: str, columns: Sequence[str], rows: Sequence[SimpleNamespace]) -> None:
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(c) for c in columns)
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # psycopg's own cursor: COPY is not in the DB-API
+        with raw.copy(f"COPY {quote(table)} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([getattr(row, c) for c in columns])
+
+
+_INTERVAL_COLUMNS = (
+    "organisation_id", "meter_id", "start_read_id", "end_read_id", "start_at", "end_at",
+    "register_delta", "multiplier", "consumption", "status", "booked", "note",
+)  # fmt: skip
+
+
+def _executemany_insert(
+    model: type[Model], names: Sequence[str], rows: Sequence[Any], *, conflict: bool = False
+) -> None:
+    """One prepared INSERT for many rows (values prepared as the ORM would)."""
+    fields = [model._meta.get_field(name.removesuffix("_id")) for name in names]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)  # type: ignore[union-attr]
+    marks = ", ".join(["%s"] * len(fields))
+    tail = " ON CONFLICT DO NOTHING" if conflict else ""
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({marks}){tail}"  # noqa: S608
+    prepared = [
+        [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]  # type: ignore[union-attr]
+        for row in rows
     ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return {(meter_id, read_at): pk for pk, meter_id, read_at in cursor.fetchall()}
+        cursor.executemany(sql, prepared)
 
 
-def _insert_intervals(rows: list[Interval]) -> None:
+def _save_links(links: Sequence[MeterLink]) -> None:
+    """Write the link fields the batch changed, for all links in one statement (PostgreSQL) or
+    one prepared UPDATE (elsewhere)."""
+    fields = [MeterLink._meta.get_field(name) for name in _LINK_FIELDS]
+    quote = connection.ops.quote_name
+    table = quote(MeterLink._meta.db_table)
+    if connection.vendor == "postgresql":
+        types = {
+            "online": "boolean", "missed_polls": "integer", "last_error": "varchar",
+            "last_seen_at": "timestamptz", "offline_since": "timestamptz",
+            "last_read_at": "timestamptz", "last_total": "numeric",
+        }  # fmt: skip
+        arrays = ", ".join(f"%s::{types[name]}[]" for name in _LINK_FIELDS)
+        names = ", ".join(_LINK_FIELDS)
+        assignments = ", ".join(f"{quote(name)} = u.{name}" for name in _LINK_FIELDS)
+        sql = (
+            f"UPDATE {table} SET {assignments} FROM unnest(%s::bigint[], {arrays})"  # noqa: S608
+            f" AS u(link_id, {names}) WHERE {table}.id = u.link_id"
+        )
+        params = [[link.pk for link in links]]
+        params += [[getattr(link, name) for link in links] for name in _LINK_FIELDS]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+        return
+    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)  # type: ignore[union-attr]
+    sql = f"UPDATE {table} SET {assignments} WHERE id = %s"  # noqa: S608
+    prepared = [
+        [f.get_db_prep_save(getattr(link, f.attname), connection) for f in fields]  # type: ignore[union-attr]
+        + [link.pk]
+        for link in links
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, prepared)
+
+
+def _insert_intervals(rows: list[SimpleNamespace]) -> None:
     if not rows:
         return
-    if connection.vendor != "postgresql":
-        Interval.objects.bulk_create(rows)
-        return
-    table = connection.ops.quote_name(Interval._meta.db_table)
-    sql = (
-        f"INSERT INTO {table} (organisation_id, meter_id, start_read_id,"  # noqa: S608
-        " end_read_id, start_at, end_at, register_delta, multiplier, consumption, status,"
-        " booked, note)"
-        " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],"
-        " %s::timestamptz[], %s::timestamptz[], %s::numeric[], %s::integer[], %s::numeric[],"
-        " %s::varchar[], %s::boolean[], %s::varchar[])"
-    )
-    columns = (
-        "organisation_id", "meter_id", "start_read_id", "end_read_id", "start_at", "end_at",
-        "register_delta", "multiplier", "consumption", "status", "booked", "note",
-    )  # fmt: skip
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [[getattr(row, c) for row in rows] for c in columns])
+    if connection.vendor == "postgresql":
+        _pg_copy(Interval._meta.db_table, _INTERVAL_COLUMNS, rows)
+    else:
+        _executemany_insert(Interval, _INTERVAL_COLUMNS, rows)
 
 
 _LINK_FIELDS = ["online", "missed_polls", "last_error", "last_seen_at", "offline_since",
@@ -557,12 +602,14 @@ def register_reads_record_batch(
             stored.add(moment)
             fresh.append(read)
     duplicates = len(accepted) - len(fresh)
-    rows = [
-        RegisterRead(
+    received_at = timezone.now()
+    rows = [  # plain rows, not model instances: this path is about throughput
+        SimpleNamespace(
             organisation_id=meters[r.meter_id].organisation_id,
             meter_id=r.meter_id,
             read_at=r.read_at,
             source=r.source,
+            received_at=received_at,
             **{name: _decimal_or_none(getattr(r, name), name) for name in _REGISTERS},
         )
         for r in fresh
@@ -602,12 +649,25 @@ def register_reads_record_batch(
         return key
 
     intervals = [
-        _interval_row(meter, derived, resolve(derived.start), resolve(derived.end))
+        SimpleNamespace(
+            organisation_id=meter.organisation_id,
+            meter_id=meter.pk,
+            start_read_id=resolve(derived.start),
+            end_read_id=resolve(derived.end),
+            start_at=derived.start.read_at,
+            end_at=derived.end.read_at,
+            register_delta=derived.register_delta,
+            multiplier=derived.multiplier,
+            consumption=derived.consumption,
+            status=derived.status.value,
+            booked=derived.booked,
+            note=derived.note,
+        )
         for meter, derived in derived_all
     ]
     _insert_intervals(intervals)
     touched = [links[m] for m in sorted({r.meter_id for r in fresh})]
     if touched:
-        MeterLink.objects.bulk_update(touched, _LINK_FIELDS)
+        _save_links(touched)
     booked = sum(1 for i in intervals if i.booked)
     return BatchOutcome(len(fresh), duplicates, len(intervals), booked, tuple(refused))
