@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from meterpay.apps.wallets import payments, services
-from meterpay.apps.wallets.models import StatementImport
+from meterpay.apps.wallets.models import JournalEntry, StatementImport
 
 pytestmark = pytest.mark.django_db
 
@@ -103,3 +103,26 @@ def test_statement_import_all_or_nothing_and_matching(finance: Any, org: Any) ->
     assert set(statement.lines.values_list("match", flat=True)) == {"matched", "missing"}
     assert finance.get(response["Location"]).status_code == 200
     assert day - timedelta(days=1) < day
+
+
+def test_a_refund_owed_at_move_out_is_paid_out_once(finance: Any, org: Any) -> None:
+    services.recharge_record(
+        actor="t", account=org.account, amount="12.50", channel="cash", idempotency_key="r1"
+    )
+    refund = services.refund_record(
+        actor="t",
+        account=org.account,
+        amount=None,
+        channel="cash",
+        idempotency_key="owed",
+        paid_out=False,
+    )
+    url = reverse("console:finance_account", args=[org.account.pk])
+    assert "Refunds owed to the tenant" in finance.get(url).content.decode()
+    for channel in ("cash", "bank_transfer"):  # a double click, even with another channel
+        finance.post(url, {"action": "payout", "entry": refund.pk, "channel": channel})
+    payouts = JournalEntry.objects.filter(account=org.account, kind=JournalEntry.Kind.REFUND_PAYOUT)
+    assert payouts.count() == 1
+    amounts = {p.ledger_account.code: p.amount for p in payouts.get().postings.all()}
+    assert amounts == {"refunds_payable": 1250, "cash": -1250}
+    assert "Refunds owed to the tenant" not in finance.get(url).content.decode()

@@ -49,11 +49,11 @@ __all__ = [
     "WalletError",
     "account_settle",
     "account_settle_and_close",
+    "deduction_credit",
     "deduction_post",
     "entry_post",
     "entry_reverse",
     "fee_charge",
-    "deduction_credit",
     "recharge_cancel",
     "recharge_confirm",
     "recharge_record",
@@ -406,6 +406,45 @@ def recharge_cancel(*, actor: Actor, recharge: Recharge, reason: str = "") -> Re
     recharge.save(update_fields=["status", "provider_status"])
     audit_record(actor=actor, action="recharge.cancel", obj=recharge, after={"reason": reason})
     return recharge
+
+
+@transaction.atomic
+def refund_payout(*, actor: Actor, entry: JournalEntry, channel: str) -> JournalEntry:
+    """Pay out a refund that was recorded as owed (refunds payable), once.
+
+    Dr refunds payable, Cr the channel. The payout's reference names the refund entry, and the
+    refund row is locked, so a second click (with any channel) cannot pay twice.
+    """
+    refund = JournalEntry.objects.select_for_update().get(pk=entry.pk)
+    payable = refund.postings.filter(ledger_account__code="refunds_payable").first()
+    if refund.kind != JournalEntry.Kind.REFUND or payable is None:
+        raise WalletError({"entry": "only a refund recorded as owed can be paid out"})
+    reference = f"entry-{refund.pk}"
+    paid = JournalEntry.objects.filter(
+        organisation_id=refund.organisation_id,
+        kind=JournalEntry.Kind.REFUND_PAYOUT,
+        reference=reference,
+    ).first()
+    if paid is not None:
+        return paid
+    chosen = _channel(channel)
+    built = ledger.build_refund_payout(
+        amount_minor=-payable.amount,
+        channel=chosen,
+        reference=reference,
+        occurred_at=timezone.now(),
+        currency=refund.currency,
+    )
+    posted = entry_post(
+        actor=actor,
+        organisation_id=refund.organisation_id,
+        entry=built,
+        kind=JournalEntry.Kind.REFUND_PAYOUT,
+        account=refund.account,
+        channel=chosen,
+        reference=reference,
+    )
+    return posted.entry
 
 
 @transaction.atomic
