@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from meterpay.apps.organisations.models import OrgOwned
 from meterpay.core.ledger import AccountKind, Channel
@@ -262,7 +263,7 @@ class Recharge(OrgOwned):
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")
         PAID = "paid", _("Paid")
-        CLOSED = "closed", _("Closed")
+        CLOSED = "closed", pgettext_lazy("payment order status", "Closed")
         FAILED = "failed", _("Failed")
 
     number = models.CharField(_("order number"), max_length=40, unique=True)
