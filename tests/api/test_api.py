@@ -160,6 +160,8 @@ def test_healthz(client: Any) -> None:
         "/api/v1/rooms/99999999999999999999999",
     ],
 )
-def test_numbers_beyond_the_database_range_are_refused_not_500(client: Any, org: Any, url: str) -> None:
+def test_numbers_beyond_the_database_range_are_refused_not_500(
+    client: Any, org: Any, url: str
+) -> None:
     response = client.get(url, **_h(org))
     assert response.status_code in (404, 422)

@@ -62,9 +62,7 @@ console = (
             name="finance_reconciliation",
         ),
         path("finance/shift/", finance.finance_shift, name="finance_shift"),
-        path(
-            "finance/accounts/<int:account_id>/", finance.finance_account, name="finance_account"
-        ),
+        path("finance/accounts/<int:account_id>/", finance.finance_account, name="finance_account"),
         path(
             "finance/receipts/<int:recharge_id>/", finance.finance_receipt, name="finance_receipt"
         ),
