@@ -236,3 +236,32 @@ def test_days_of_credit_left_and_reminder(org: Any, policy: Any) -> None:
     assert estimate.days == Decimal("7.0")  # 21.00 / 3.00
     services.fee_charge(actor="t", account=org.account, amount="9.00", fee_code="x", reference="y")
     assert Notification.objects.filter(kind="reminder").count() == 1  # 12.00 / 3 = 4 days < 5
+
+
+def test_the_gateway_deducts_as_soon_as_it_stores_readings(
+    org: Any, policy: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from meterpay.gateway.db_port import DbPort
+    from meterpay.gateway.readings import ElectricityReading, EnergyRegisters, MeterProtocol
+
+    start = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
+    Account.objects.filter(pk=org.account.pk).update(opened_at=start - timedelta(hours=1))
+    recharge(org, "20.00", "r1")
+    port = DbPort()
+
+    def polled(total: str, hours: int) -> tuple[str, ElectricityReading, str]:
+        reading = ElectricityReading(
+            protocol=MeterProtocol.DLT645,
+            address=org.meter.address,
+            energy_kwh=EnergyRegisters(total=Decimal(total)),
+            read_at=start + timedelta(hours=hours),
+        )
+        return (org.gateway.identifier, reading, "poll")
+
+    with django_capture_on_commit_callbacks(execute=True) as first:
+        port.record_batch([polled("100", 0)])
+    assert first == [] and wallet(org).balance_minor == 2000  # a first reading: no interval
+    with django_capture_on_commit_callbacks(execute=True):
+        port.record_batch([polled("110", 1)])  # 10 kWh x 0.68: deducted with no sweep
+    assert wallet(org).balance_minor == 2000 - 680
+    assert JournalEntry.objects.filter(kind="deduction").count() == 1

@@ -22,7 +22,7 @@ from uuid import UUID
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError
-from django.db import close_old_connections, connections
+from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from meterpay.apps.control import selectors as control_selectors
@@ -31,6 +31,7 @@ from meterpay.apps.control.models import MeterCommand
 from meterpay.apps.meters.models import Gateway, Meter
 from meterpay.apps.readings import services as readings
 from meterpay.apps.readings.models import GatewayLink
+from meterpay.apps.wallets.tasks import meters_deduct_task
 from meterpay.gateway.meters import MeterSpec
 from meterpay.gateway.process import CommandJob, MeterPlan, supply_of
 from meterpay.gateway.readings import CommandResult, ElectricityReading, MeterProtocol, MeterReading
@@ -246,6 +247,10 @@ class DbPort:
         self.stats["intervals"] += outcome.intervals
         self.stats["duplicates"] += outcome.duplicates
         self._supply_reported(seen)
+        if outcome.intervals:
+            # Deduction runs in the job worker, after this commit: the gateway keeps polling.
+            ids = sorted({meter_id for meter_id, _ in seen})
+            transaction.on_commit(lambda: meters_deduct_task(ids))
 
     def _seen_without_total(self, meter_id: int, reading: MeterReading) -> None:
         meter = Meter.objects.filter(pk=meter_id).first()

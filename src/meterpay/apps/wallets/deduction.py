@@ -177,6 +177,18 @@ def account_deduct_pending(*, account: Account, actor: Any = ACTOR) -> list[Jour
     return posted
 
 
+def meters_deduct(*, meter_ids: Sequence[int]) -> int:
+    """Deduct for these meters now (the gateway asks right after storing their readings)."""
+    count = 0
+    for pk in sorted(set(meter_ids)):
+        try:
+            if meter_deduct(meter=Meter(pk=pk)) is not None:
+                count += 1
+        except Exception:  # one bad meter must not stop the others; the sweep retries it
+            log.exception("deduction of meter %s failed", pk)
+    return count
+
+
 def deductions_run(*, now: datetime | None = None) -> int:
     """The sweep: every platform-billed meter of an open account with unrated intervals."""
     count = 0

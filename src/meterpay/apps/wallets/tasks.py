@@ -18,6 +18,14 @@ def notifications_retry() -> int:
     return notifications_send()
 
 
+@db_task()
+def meters_deduct_task(meter_ids: list[int]) -> int:
+    """Readings just stored for these meters: rate and deduct them now, not at the next sweep."""
+    from meterpay.apps.wallets.deduction import meters_deduct
+
+    return meters_deduct(meter_ids=meter_ids)
+
+
 @db_periodic_task(crontab(minute="*"))
 def deductions_run_periodic() -> int:
     from meterpay.apps.wallets.deduction import deductions_run
