@@ -164,4 +164,7 @@ def test_numbers_beyond_the_database_range_are_refused_not_500(
     client: Any, org: Any, url: str
 ) -> None:
     response = client.get(url, **_h(org))
-    assert response.status_code in (404, 422)
+    # No object has such an id: an empty list, 404 or 422, depending on the database; never 500.
+    assert response.status_code in (200, 404, 422)
+    if response.status_code == 200:
+        assert response.json()["count"] == 0
