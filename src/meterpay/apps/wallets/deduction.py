@@ -12,7 +12,6 @@ gateway path calls it, or the periodic :func:`deductions_run` sweep catches up).
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -26,6 +25,7 @@ from meterpay.apps.customers.models import Account
 from meterpay.apps.meters.models import Meter
 from meterpay.apps.organisations.models import Organisation
 from meterpay.apps.readings.models import Interval
+from meterpay.apps.tariffs import selectors
 from meterpay.apps.wallets import services
 from meterpay.apps.wallets.models import DeductionState, JournalEntry
 from meterpay.apps.wallets.supply import policy_row
@@ -46,12 +46,7 @@ TariffLookup = Callable[
 def _tariffs_app_lookup(
     account: Account, meter: Meter, at: datetime
 ) -> tuple[tariffs.Tariff, tariffs.AccountTerms] | None:
-    """The assignment in force from the tariffs app.
-
-    The tariffs app sits *above* wallets in the import layers (it previews bills from
-    wallet figures), so wallets reaches its selectors at run time instead of importing them.
-    """
-    selectors: Any = importlib.import_module("meterpay.apps.tariffs.selectors")
+    """The assignment in force from the tariffs app."""
     utility = "water" if meter.kind == Meter.Kind.WATER else "electricity"
     assignment = selectors.tariff_in_force(account, utility, at)
     if assignment is None:
