@@ -13,7 +13,13 @@ from django.utils.translation import gettext as _
 from meterpay.apps.audit.models import AuditEvent
 from meterpay.apps.imports import services as imports
 from meterpay.apps.imports.models import ImportBatch
-from meterpay.apps.imports.parsing import COLUMNS, template_csv, template_xlsx
+from meterpay.apps.imports.parsing import (
+    COLUMNS,
+    ImportFileError,
+    read_rows,
+    template_csv,
+    template_xlsx,
+)
 from meterpay.apps.organisations.access import access_object, org_objects
 from meterpay.apps.users.models import ApiToken
 from meterpay.apps.users.services import api_token_create, api_token_revoke
@@ -71,8 +77,6 @@ def import_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
                     request, _("Nothing was imported: %(n)d problems.") % {"n": len(result.errors)}
                 )
         return redirect("console:import_detail", batch.pk)
-    from meterpay.apps.imports.parsing import ImportFileError, read_rows
-
     try:
         rows = read_rows(batch.kind, batch.filename, bytes(batch.content))
     except ImportFileError:
