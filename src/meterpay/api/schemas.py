@@ -4,7 +4,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from ninja import Schema
+from ninja import Field, Schema
 
 
 class Ref(Schema):
@@ -180,6 +180,8 @@ class GatewayOut(Schema):
     kind: str
     protocol: str
     name: str
+    host: str
+    port: int | None
     last_seen_at: datetime | None
 
 
@@ -189,6 +191,9 @@ class GatewayIn(Schema):
     kind: str
     protocol: str
     name: str = ""
+    #: A serial server in TCP-server mode: where the gateway process connects to.
+    host: str = ""
+    port: int | None = Field(default=None, ge=1, le=65535)
 
 
 class MeterOut(Schema):

@@ -126,6 +126,37 @@ class DtuSession:
         self._splitter = packets.DtuStreamSplitter()
         self._tunnel = _Tunnel(writer)
         self.bus = BusClient(self._tunnel, timeout=request_timeout, retries=request_retries)
+        #: True for a link the platform opened (a serial server in TCP-server mode).
+        self.dialled = False
+
+    @classmethod
+    def dialled_link(
+        cls,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        port: GatewayPort,
+        gateway_id: str,
+        *,
+        request_timeout: float = DEFAULT_TIMEOUT,
+        request_retries: int = 0,
+    ) -> DtuSession:
+        """A session on a link the platform opened to a serial server in TCP-server mode.
+
+        Such a device sends no registration or heartbeat packets: the link belongs to the
+        gateway ``gateway_id`` from the start, every byte is meter frame data, and silence is
+        normal (polls may be many minutes apart), so there is no heartbeat timeout.
+        """
+        session = cls(
+            reader,
+            writer,
+            port,
+            request_timeout=request_timeout,
+            request_retries=request_retries,
+        )
+        session.dialled = True
+        session.dtu_id = gateway_id
+        session.registered.set()
+        return session
 
     @property
     def peer(self) -> str:
@@ -134,11 +165,16 @@ class DtuSession:
 
     async def run(self) -> None:
         """Read until the DTU disconnects or goes silent; report both ends to the port."""
-        reason = "connection closed by DTU"
+        reason = (
+            "connection closed by the serial server" if self.dialled else "connection closed by DTU"
+        )
         try:
             while True:
+                wait: float | None
                 if self._splitter.holding:
                     wait = PACKET_HOLD_SECONDS
+                elif self.dialled:
+                    wait = None
                 elif self.dtu_id is None:
                     wait = self.registration_timeout
                 else:
@@ -157,7 +193,13 @@ class DtuSession:
                 if not data:
                     break
                 self.last_seen = asyncio.get_running_loop().time()
-                await self._dispatch(self._splitter.feed(data))
+                if self.dialled:
+                    self._tunnel.incoming.put_nowait(data)
+                else:
+                    await self._dispatch(self._splitter.feed(data))
+        except asyncio.CancelledError:
+            reason = "gateway stopping"
+            raise
         finally:
             await self._finish(reason)
 
@@ -268,6 +310,23 @@ class DtuServer:
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
             self._server = None
 
+    async def attach(self, session: DtuSession) -> None:
+        """Serve a registered session; a session of the same id is replaced."""
+        dtu_id = session._registered_id()
+        previous = self.sessions.get(dtu_id)
+        if previous is not None and previous is not session:
+            await previous.close("replaced by a new connection")
+        async with self._changed:
+            self.sessions[dtu_id] = session
+            self._changed.notify_all()
+
+    async def detach(self, session: DtuSession) -> None:
+        """Forget a session that has ended (unless a newer one replaced it already)."""
+        if session.dtu_id is not None and self.sessions.get(session.dtu_id) is session:
+            async with self._changed:
+                del self.sessions[session.dtu_id]
+                self._changed.notify_all()
+
     async def wait_for_dtu(self, dtu_id: str, timeout: float = 10.0) -> DtuSession:
         async def registered() -> DtuSession:
             async with self._changed:
@@ -284,16 +343,8 @@ class DtuServer:
         registered = asyncio.create_task(session.registered.wait())
         await asyncio.wait({runner, registered}, return_when=asyncio.FIRST_COMPLETED)
         if session.dtu_id is not None:
-            previous = self.sessions.get(session.dtu_id)
-            if previous is not None and previous is not session:
-                await previous.close("replaced by a new connection")
-            async with self._changed:
-                self.sessions[session.dtu_id] = session
-                self._changed.notify_all()
+            await self.attach(session)
         else:
             registered.cancel()
         await runner
-        if session.dtu_id is not None and self.sessions.get(session.dtu_id) is session:
-            async with self._changed:
-                del self.sessions[session.dtu_id]
-                self._changed.notify_all()
+        await self.detach(session)

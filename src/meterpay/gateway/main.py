@@ -9,7 +9,12 @@ import signal
 from dataclasses import dataclass
 from datetime import timedelta
 
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
+
+from meterpay.apps.meters.models import Gateway
 from meterpay.gateway.db_port import DbPort, PollIntervals
+from meterpay.gateway.dialout import Dialler, DialTarget
 from meterpay.gateway.dtu import DtuServer
 from meterpay.gateway.mqtt import MqttAdapter
 from meterpay.gateway.process import GatewayProcess, ProcessOptions
@@ -32,9 +37,23 @@ class GatewayConfig:
     batch_delay: float = 0.05
     heartbeat_timeout: float = 180.0
     backoff_base: float = 15.0
+    #: Longest wait between attempts to reach a serial server in TCP-server mode.
+    dial_backoff_max: float = 60.0
     tick: float = 1.0
     mqtt_host: str | None = "127.0.0.1"
     mqtt_port: int = 1883
+
+
+def _dial_targets() -> list[DialTarget]:
+    close_old_connections()
+    dialled = Gateway.objects.filter(kind=Gateway.Kind.SERIAL_SERVER, port__isnull=False)
+    rows = dialled.exclude(host="").order_by("identifier")
+    return [DialTarget(g, h, p) for g, h, p in rows.values_list("identifier", "host", "port")]
+
+
+async def load_dial_targets() -> list[DialTarget]:
+    """Serial servers in TCP-server mode, from the database (in the ORM's worker thread)."""
+    return await sync_to_async(_dial_targets, thread_sensitive=True)()
 
 
 async def run_gateway(config: GatewayConfig) -> None:
@@ -55,7 +74,19 @@ async def run_gateway(config: GatewayConfig) -> None:
     )
     listening = await server.start()
     process = GatewayProcess(server, port, ProcessOptions(tick=config.tick))
+    dialler = Dialler(
+        server,
+        load_dial_targets,
+        backoff_max=config.dial_backoff_max,
+        request_timeout=config.request_timeout,
+        request_retries=config.request_retries,
+    )
     tasks = []
+
+    async def start_dialling() -> None:
+        # after the process's startup, which marks every gateway offline first
+        tasks.append(asyncio.create_task(dialler.run()))
+
     if config.mqtt_host:
         adapter = MqttAdapter(
             port, config.mqtt_host, config.mqtt_port, reply_timeout=config.request_timeout * 2
@@ -69,7 +100,7 @@ async def run_gateway(config: GatewayConfig) -> None:
     mqtt = f", MQTT {config.mqtt_host}:{config.mqtt_port}" if config.mqtt_host else ""
     log.info("gateway listening for DTUs on %s:%s%s", config.host, listening, mqtt)
     try:
-        await process.run()
+        await process.run(ready=start_dialling)
     finally:
         for task in tasks:
             task.cancel()

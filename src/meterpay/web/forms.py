@@ -63,6 +63,16 @@ class GatewayForm(forms.Form):
     kind = forms.ChoiceField(choices=Gateway.Kind.choices, label=_("kind"))
     protocol = forms.ChoiceField(choices=Protocol.choices, label=_("protocol"))
     name = forms.CharField(max_length=120, required=False, label=_("name"))
+    host = forms.CharField(
+        max_length=255,
+        required=False,
+        label=_("host"),
+        help_text=_(
+            "Serial servers in TCP-server mode only: the address the platform connects to. "
+            "Leave empty when the device connects to the platform."
+        ),
+    )
+    port = forms.IntegerField(min_value=1, max_value=65535, required=False, label=_("port"))
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

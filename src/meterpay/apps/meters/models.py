@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from django.core.validators import MinValueValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -33,6 +34,22 @@ class Gateway(OrgOwned):
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
     protocol = models.CharField(_("protocol"), max_length=8, choices=Protocol.choices)
     name = models.CharField(_("name"), max_length=120, blank=True)
+    # A serial server in TCP-server mode does not connect out: the gateway process dials it.
+    host = models.CharField(
+        _("host"),
+        max_length=255,
+        blank=True,
+        help_text=_(
+            "Serial servers in TCP-server mode only: the address the platform connects to. "
+            "Leave empty when the device connects to the platform."
+        ),
+    )
+    port = models.PositiveIntegerField(
+        _("port"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(65535)],
+    )
     last_seen_at = models.DateTimeField(_("last seen at"), null=True, blank=True)
 
     class Meta:
@@ -42,6 +59,22 @@ class Gateway(OrgOwned):
 
     def __str__(self) -> str:
         return self.name or self.identifier
+
+    @property
+    def dialled(self) -> bool:
+        """Whether the platform connects to this gateway (rather than the other way round)."""
+        return bool(self.host)
+
+    def clean(self) -> None:
+        super().clean()
+        if self.host and self.kind != self.Kind.SERIAL_SERVER:
+            raise ValidationError(
+                {"host": _("Only a serial server (TCP-server mode) is reached at a host.")}
+            )
+        if self.host and self.port is None:
+            raise ValidationError({"port": _("Give the port the serial server listens on.")})
+        if self.port is not None and not self.host:
+            raise ValidationError({"host": _("Give the host of the serial server.")})
 
 
 class Meter(OrgOwned):

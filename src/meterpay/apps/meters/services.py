@@ -35,8 +35,17 @@ def meter_address_error(protocol: str, address: str) -> str | None:
 
 @transaction.atomic
 def gateway_create(
-    *, actor: object, site: Site, identifier: str, kind: str, protocol: str, name: str = ""
+    *,
+    actor: object,
+    site: Site,
+    identifier: str,
+    kind: str,
+    protocol: str,
+    name: str = "",
+    host: str = "",
+    port: int | None = None,
 ) -> Gateway:
+    """Register a gateway; ``host``/``port`` for a serial server the platform dials."""
     gateway = Gateway(
         organisation_id=site.organisation_id,
         site=site,
@@ -44,6 +53,8 @@ def gateway_create(
         kind=kind,
         protocol=protocol,
         name=name,
+        host=host.strip(),
+        port=port,
     )
     gateway.full_clean()
     gateway.save()

@@ -1,7 +1,8 @@
 """``meterpay gateway``: the long-running process that talks to meters.
 
 DTUs and serial servers (TCP-client mode) connect to ``--port`` (``GATEWAY_PORT``, 9000);
-MQTT gateways are reached through the broker (``MQTT_HOST``/``MQTT_PORT``; ``--no-mqtt``).
+serial servers in TCP-server mode (gateways with a host and port) are dialled; MQTT
+gateways are reached through the broker (``MQTT_HOST``/``MQTT_PORT``; ``--no-mqtt``).
 Meters are polled every ``--poll-electricity`` / ``--poll-water`` seconds, pending commands
 are sent and confirmed, gateways and meters are marked online/offline.
 """
@@ -13,7 +14,7 @@ import logging
 import os
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from meterpay.gateway.main import GatewayConfig, run_gateway
 
@@ -43,7 +44,27 @@ class Command(BaseCommand):
         parser.add_argument(
             "--offline-after", type=int, default=3, help="missed polls before offline (3)"
         )
-        parser.add_argument("--request-timeout", type=float, default=3.0)
+        parser.add_argument(
+            "--request-timeout", type=float, default=3.0, help="seconds to wait for a reply (3)"
+        )
+        parser.add_argument(
+            "--request-retries",
+            type=int,
+            default=1,
+            help="times a request without a reply is sent again (1)",
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=500,
+            help="polled readings stored per database write, at most (500)",
+        )
+        parser.add_argument(
+            "--batch-delay",
+            type=float,
+            default=0.05,
+            help="seconds a polled reading may wait for others to share its write (0.05)",
+        )
         parser.add_argument("--heartbeat-timeout", type=float, default=180.0)
         parser.add_argument(
             "--backoff", type=float, default=15.0, help="first retry delay in seconds (15)"
@@ -57,6 +78,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["request_retries"] < 0:
+            raise CommandError("--request-retries must be 0 or more")
+        if options["batch_size"] < 1:
+            raise CommandError("--batch-size must be 1 or more")
+        if options["batch_delay"] < 0:
+            raise CommandError("--batch-delay must be 0 or more")
         logging.getLogger("meterpay").setLevel(logging.INFO)
         config = GatewayConfig(
             host=options["host"],
@@ -65,6 +92,9 @@ class Command(BaseCommand):
             poll_water=options["poll_water"],
             offline_after=options["offline_after"],
             request_timeout=options["request_timeout"],
+            request_retries=options["request_retries"],
+            batch_size=options["batch_size"],
+            batch_delay=options["batch_delay"],
             heartbeat_timeout=options["heartbeat_timeout"],
             backoff_base=options["backoff"],
             mqtt_host=None if options["no_mqtt"] else options["mqtt_host"],
