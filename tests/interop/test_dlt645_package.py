@@ -4,8 +4,9 @@ Its meter server answers our codec, transport and ``meterpay meter``; its client
 simulated meter. Where the two disagree, the comment at the test says which side the
 standard supports.
 
-Two conventions of the package differ from the standard (DL/T 645-2007, 4.x: every
-multi-byte field, the address included, travels low byte first):
+Two conventions of the package differ from the standard's frame rules (DL/T 645-2007:
+every multi-byte field, the address and the date-time items included, travels low byte
+first):
 
 - its string API takes a meter address in *wire* order, so ``000012345678`` has to be given
   to it as the bytes ``78 56 34 12 00 00`` (our codec: nameplate order, reversed on the wire);
@@ -37,6 +38,8 @@ from meterpay.simulate.clock import ManualClock
 from meterpay.simulate.meters import VirtualElectricityMeter
 from meterpay.simulate.servers import serve_in_thread
 from tests.simulate.factories import START, bus_for, electricity_meter
+
+pytestmark = pytest.mark.interop
 
 ADDRESS = "000012345678"
 TIMEOUT = 2.0
@@ -221,6 +224,9 @@ def test_time_sync_byte_order_differs(package_meter: MeterServerService) -> None
     asyncio.run(asyncio.wait_for(scenario(), 10))
     assert done.wait(5)
     assert received == [bytes.fromhex("301509020326")]  # ss mm hh DD MM YY
+    # Read as YY MM DD hh mm ss that is month 15: the package meter keeps no time at all.
+    MeterServerService.set_time(package_meter, bytearray(received[0]))
+    assert package_meter.time is None
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,8 @@ from meterpay.simulate.clock import ManualClock
 from meterpay.simulate.servers import VirtualSerialServer
 from tests.simulate.factories import START, bus_for, electricity_meter
 
+pytestmark = pytest.mark.interop
+
 UNIT = 7
 TIMEOUT = 2.0
 RELAY_STATUS, RELAY_CONTROL = 0x0040, 0x0041
