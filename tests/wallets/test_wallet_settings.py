@@ -141,7 +141,9 @@ def test_the_saved_credentials_verify_a_genuine_payment(org: Any) -> None:
         actor="t", account=org.account, amount="12.30", provider="wechat"
     )
     sim = payments.simulate_payment(order=order)
-    result = payments.payment_notification_receive(kind="wechat", headers=sim.headers, body=sim.body)
+    result = payments.payment_notification_receive(
+        kind="wechat", headers=sim.headers, body=sim.body
+    )
     assert result.outcome == "credited"
     assert Wallet.objects.get(account=org.account).balance_minor == 1230
 

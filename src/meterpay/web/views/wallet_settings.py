@@ -284,7 +284,7 @@ def _provider_form_page(
 
 @staff_view(Permission.MANAGE_PAYMENT_PROVIDERS)
 def payment_provider_create(request: HttpRequest) -> HttpResponse:
-    kind = request.GET.get("kind", "")
+    kind = request.GET.get("kind") or request.POST.get("kind", "")
     if kind not in Kind.values:
         return render(
             request,
