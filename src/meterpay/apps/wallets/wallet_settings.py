@@ -24,6 +24,7 @@ from django.core.validators import EmailValidator, URLValidator
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from meterpay.apps.audit.services import audit_record, snapshot
 from meterpay.apps.wallets.models import (
@@ -61,6 +62,9 @@ NOTIFY_PATHS = {
 }
 FORWARDING_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,58}$")
 MIN_HMAC_SECRET = 32
+NOT_A_PUBLIC_KEY = gettext_lazy(
+    "This is not an RSA public key (-----BEGIN PUBLIC KEY-----…, or its base64 text)."
+)
 
 
 def notify_path(config: PaymentProviderConfig) -> str:
@@ -138,17 +142,15 @@ def _check_provider(config: PaymentProviderConfig, errors: dict[str, str]) -> No
         elif b"CERTIFICATE" in pem:
             try:
                 config.key_serial = wechat.load_platform_certificate(pem=pem)[0]
-            except ValueError as exc:
-                errors["public_key_pem"] = _("The certificate does not parse: %(error)s") % {
-                    "error": exc
-                }
+            except ValueError:
+                errors["public_key_pem"] = _(
+                    "This is not a certificate with an RSA key (-----BEGIN CERTIFICATE-----…)."
+                )
         else:
             try:
                 wechat.load_public_key(pem=pem)
-            except ValueError as exc:
-                errors["public_key_pem"] = _("The public key does not parse: %(error)s") % {
-                    "error": exc
-                }
+            except ValueError:
+                errors["public_key_pem"] = str(NOT_A_PUBLIC_KEY)
             if not config.key_serial:
                 errors["key_serial"] = _(
                     "With a public key, give its id (PUB_KEY_ID_…) from the merchant platform."
@@ -172,10 +174,8 @@ def _check_provider(config: PaymentProviderConfig, errors: dict[str, str]) -> No
         else:
             try:
                 alipay.load_alipay_public_key(pem=config.public_key_pem.encode())
-            except ValueError as exc:
-                errors["public_key_pem"] = _("The public key does not parse: %(error)s") % {
-                    "error": exc
-                }
+            except ValueError:
+                errors["public_key_pem"] = str(NOT_A_PUBLIC_KEY)
     else:
         if not FORWARDING_NAME.fullmatch(config.name):
             errors["name"] = _(
@@ -206,10 +206,10 @@ def _check_provider(config: PaymentProviderConfig, errors: dict[str, str]) -> No
                 errors["simulator_private_key_pem"] = _(
                     "This private key does not belong to the public key above."
                 )
-        except (ValueError, TypeError) as exc:
-            errors["simulator_private_key_pem"] = _("The private key does not parse: %(error)s") % {
-                "error": exc
-            }
+        except (ValueError, TypeError):
+            errors["simulator_private_key_pem"] = _(
+                "This is not an unencrypted RSA private key (-----BEGIN PRIVATE KEY-----…)."
+            )
 
 
 @transaction.atomic

@@ -187,8 +187,8 @@ class ProviderForm(forms.Form):
                 attrs={"rows": 2, "spellcheck": "false", "autocomplete": "off"}
             )
             self.fields["secret"].help_text = gettext_lazy(
-                "At least 32 characters. While rotating, one per line: the first signs, any "
-                "verifies."
+                "At least 32 characters. While rotating, one per line: a callback signed with any "
+                "of them is accepted."
             )
         for field in settings_services.SECRET_FIELDS:
             if field in self.fields and config is not None:
@@ -416,6 +416,11 @@ class PolicyForm(forms.Form):
                     _("Lower than level %(level)s: each level is a later warning.")
                     % {"level": n - 1},
                 )
+        for start, end in (("quiet_start", "quiet_end"), ("night_start", "night_end")):
+            if start in data and end in data and (data[start] is None) != (data[end] is None):
+                self.add_error(
+                    end if data[end] is None else start, _("Give both times, or neither.")
+                )
         return data
 
     def values(self) -> dict[str, Any]:
@@ -585,6 +590,14 @@ def account_balance_rules(request: HttpRequest, account_id: int) -> HttpResponse
         for field in form.fields.values():
             field.disabled = True
     row = policy_row(user.organisation_id)
+    # An empty field follows the organisation: show its value where the account's would be.
+    org_levels = [*(row.alarm_thresholds_minor or []), None, None, None]
+    for name, minor in [
+        *((f"alarm_level_{n}", org_levels[n - 1]) for n in (1, 2, 3)),
+        ("overdraft", row.overdraft_minor),
+        ("restore_threshold", row.restore_threshold_minor),
+    ]:
+        form.fields[name].widget.attrs["placeholder"] = _amount_text(minor) or "—"
     return render(
         request,
         "web/wallet_settings/account_rules.html",
