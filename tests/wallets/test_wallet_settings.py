@@ -511,6 +511,17 @@ def test_provider_pages_never_render_secrets(owner: Any, org: Any) -> None:
     assert API_V3_KEY not in _audit_text(org)
 
 
+def test_providers_page_lists_the_payments_received(owner: Any, org: Any) -> None:
+    payments.demo_providers_create(actor="t", organisation=org.org)
+    order = payments.online_order_create(
+        actor="t", account=org.account, amount="5.00", provider="alipay"
+    )
+    sim = payments.simulate_payment(order=order, transaction_id="2027TRADE0001")
+    payments.payment_notification_receive(kind="alipay", headers=sim.headers, body=sim.body)
+    body = owner.get(reverse("console:payment_provider_list")).content.decode()
+    assert "2027TRADE0001" in body and order.number in body
+
+
 def test_finance_sees_providers_but_cannot_change_them(client: Any, org: Any) -> None:
     config = ws.payment_provider_save(
         actor="t",

@@ -414,6 +414,11 @@ EVENT_VALUES = frozenset(value for value, _label in NOTIFICATION_EVENTS)
 _SAMPLE = {"phone": "13800000000", "email": "tenant@example.com"}
 
 
+def _with_sample_recipient(target: str) -> str:
+    """A target with a made-up recipient, so that templates can be parsed and checked."""
+    return target.replace("{phone}", _SAMPLE["phone"]).replace("{email}", _SAMPLE["email"])
+
+
 def target_display(channel: NotificationChannel) -> str:
     """The target as shown: Apprise URLs carry tokens, so only their masked form is shown."""
     target = channel.target
@@ -422,8 +427,8 @@ def target_display(channel: NotificationChannel) -> str:
         try:
             import apprise
 
-            plugin = apprise.Apprise.instantiate(target.format(**_SAMPLE))
-        except (KeyError, ValueError, IndexError):
+            plugin = apprise.Apprise.instantiate(_with_sample_recipient(target))
+        except ValueError:
             plugin = None
         if plugin is None:
             return f"{scheme}://…"
@@ -453,9 +458,7 @@ def _check_channel(channel: NotificationChannel, errors: dict[str, str]) -> None
         errors["events"] = _("Choose at least one event.")
     elif not set(events) <= EVENT_VALUES:
         errors["events"] = _("Unknown event.")
-    sample = channel.target.replace("{phone}", _SAMPLE["phone"]).replace(
-        "{email}", _SAMPLE["email"]
-    )
+    sample = _with_sample_recipient(channel.target)
     if channel.kind == NotificationChannel.Kind.APPRISE:
         import apprise
 

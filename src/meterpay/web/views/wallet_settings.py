@@ -28,6 +28,7 @@ from meterpay.apps.wallets.models import (
     NOTIFICATION_EVENTS,
     Notification,
     NotificationChannel,
+    PaymentNotificationLog,
     PaymentProviderConfig,
     Wallet,
 )
@@ -231,12 +232,21 @@ def payment_provider_list(request: HttpRequest) -> HttpResponse:
         }
         for c in configs
     ]
+    received = PaymentNotificationLog.objects.filter(organisation_id=user.organisation_id).order_by(
+        "-received_at", "-id"
+    )[:20]
     present = {c.kind for c in configs}
     addable = [(k, label) for k, label in Kind.choices if k == Kind.FORWARDING or k not in present]
     return render(
         request,
         "web/wallet_settings/providers.html",
-        {"section": "wallet_settings", "tab": "providers", "rows": rows, "addable": addable},
+        {
+            "section": "wallet_settings",
+            "tab": "providers",
+            "rows": rows,
+            "addable": addable,
+            "received": received,
+        },
     )
 
 
