@@ -2,8 +2,9 @@
 
 Channels per organisation (:class:`NotificationChannel`): any Apprise URL (SMS gateways,
 WeCom / DingTalk bots, app push…), e-mail through Django's mailer, or a webhook (JSON POST,
-signed like the forwarding API). Without a channel, the customer's e-mail address is used.
-Each :class:`Notification` records its delivery result.
+signed like the forwarding API); each channel takes the events it lists. With no enabled channel
+at all, the customer's e-mail address is used. Each :class:`Notification` records its delivery
+result.
 """
 
 from __future__ import annotations
