@@ -48,6 +48,12 @@ PAGES = [
     "/finance/reconciliation/",
     "/finance/shift/",
     "/finance/accounts/1/",
+    "/settings/balance-policy/",
+    "/settings/notifications/",
+    "/settings/notifications/1/test/",
+    "/settings/payment-providers/",
+    "/settings/payment-providers/1/",
+    "/accounts/1/balance-rules/",
     "/api/v1/docs",
 ]
 

@@ -47,7 +47,34 @@ def _cash_recharge(a: Any) -> Any:
     )[0]
 
 
+def _provider(a: Any) -> Any:
+    from meterpay.apps.wallets.payments import demo_providers_create
+
+    return demo_providers_create(actor="test", organisation=a.org)[0]
+
+
+def _channel(a: Any) -> Any:
+    from meterpay.apps.wallets.models import NotificationChannel
+
+    return NotificationChannel.objects.create(
+        organisation=a.org, kind="email", name="Channel alpha", target="desk@alpha.example"
+    )
+
+
 CONSOLE_OBJECT_PAGES: dict[str, Any] = {
+    "payment_provider_edit": (
+        lambda a: {"provider_id": _provider(a).pk},
+        lambda a: {"action": "disable"},
+    ),
+    "notification_channel_edit": (
+        lambda a: {"channel_id": _channel(a).pk},
+        lambda a: {"action": "disable"},
+    ),
+    "notification_channel_test": (lambda a: {"channel_id": _channel(a).pk}, lambda a: {}),
+    "account_balance_rules": (
+        lambda a: {"account_id": a.account.pk},
+        lambda a: {"keep_supply": "on"},
+    ),
     "finance_account": (
         lambda a: {"account_id": a.account.pk},
         lambda a: {"action": "recharge", "amount": "50.00", "channel": "cash"},
@@ -110,6 +137,11 @@ CONSOLE_LIST_PAGES = [
     "tariff_list",
     "tariff_create",
     "tariff_import",
+    "balance_policy",
+    "payment_provider_list",
+    "payment_provider_create",
+    "notification_channel_list",
+    "notification_channel_create",
 ]
 # No object in the URL (site_add, import_template) or POST-only (user_change): checked below.
 CONSOLE_OTHER = {"site_add", "import_template", "user_change", "finance_confirm"}
@@ -230,6 +262,40 @@ def test_portal_pay_pages_of_another_tenants_account_are_404(client: Any, orgs: 
     assert client.get(reverse("portal:pay_order", args=[order.number])).status_code == 404
     assert client.post(reverse("portal:pay_order", args=[order.number])).status_code == 404
     assert client.get(reverse("portal:pay", args=[b.account.pk])).status_code == 200
+
+
+def test_wallet_settings_of_another_org_stay_unseen_and_unchanged(client: Any, orgs: Any) -> None:
+    from meterpay.apps.wallets.models import Notification, PaymentProviderConfig
+    from meterpay.apps.wallets.notify import notification_create
+    from meterpay.apps.wallets.supply import policy_row
+
+    a, b = orgs
+    provider = _provider(a)
+    channel = _channel(a)
+    notification_create(account=a.account, kind="alarm", subject="Alarm alpha", body="x")
+    _login(client, b.users["owner"])
+    for name in ("payment_provider_list", "notification_channel_list", "balance_policy"):
+        body = client.get(reverse(f"console:{name}")).content.decode()
+        for secret in (provider.merchant_id, provider.app_id, "Channel alpha", "Alarm alpha"):
+            assert secret not in body, f"{name} shows {secret!r} of another organisation"
+    log = client.get(reverse("console:notification_channel_list"), {"channel": channel.pk})
+    assert "Alarm alpha" not in log.content.decode()
+    client.post(
+        reverse("console:balance_policy"),
+        {
+            "alarm_level_1": "99.00",
+            "repeat_count": "1",
+            "repeat_interval_minutes": "60",
+            "overdraft": "0.00",
+            "restore_threshold": "0.00",
+            "postpaid_due_days": "1",
+            "postpaid_grace_days": "1",
+        },
+    )
+    assert policy_row(a.org.pk).pk is None  # B's policy is B's alone
+    assert policy_row(b.org.pk).alarm_thresholds_minor == [9900]
+    assert Notification.objects.filter(organisation=a.org).count() == 1
+    assert PaymentProviderConfig.objects.filter(organisation=a.org, enabled=True).count() == 3
 
 
 def test_portal_shows_only_the_tenants_own_accounts(client: Any, orgs: Any) -> None:

@@ -226,6 +226,81 @@ ACTIONS += [
         {201},
     ),
 ]
+ACTIONS += [
+    (
+        "console payment providers",
+        Permission.VIEW_FINANCE,
+        lambda c, o, u: _console(c, o, u, "GET", "payment_provider_list"),
+        {200},
+    ),
+    (
+        "console add payment provider",
+        Permission.MANAGE_PAYMENT_PROVIDERS,
+        lambda c, o, u: _console(
+            c,
+            o,
+            u,
+            "POST",
+            "payment_provider_create",
+            {"kind": "forwarding", "name": f"matrix-{u.role}", "secret": "k" * 40},
+        ),
+        {302},
+    ),
+    (
+        "console change balance policy",
+        Permission.MANAGE_BALANCE_POLICY,
+        lambda c, o, u: _console(
+            c,
+            o,
+            u,
+            "POST",
+            "balance_policy",
+            {
+                "alarm_level_1": "50.00",
+                "repeat_count": "1",
+                "repeat_interval_minutes": "60",
+                "overdraft": "0.00",
+                "restore_threshold": "0.00",
+                "postpaid_due_days": "15",
+                "postpaid_grace_days": "7",
+            },
+        ),
+        {302},
+    ),
+    (
+        "console account balance rules",
+        Permission.MANAGE_BALANCE_POLICY,
+        lambda c, o, u: _console(
+            c, o, u, "POST", "account_balance_rules", {}, account_id=o.account.pk
+        ),
+        {302},
+    ),
+    (
+        "console balance policy page",
+        Permission.VIEW,
+        lambda c, o, u: _console(c, o, u, "GET", "balance_policy"),
+        {200},
+    ),
+    (
+        "console notification log",
+        Permission.VIEW,
+        lambda c, o, u: _console(c, o, u, "GET", "notification_channel_list"),
+        {200},
+    ),
+    (
+        "console add notification channel",
+        Permission.MANAGE_NOTIFICATIONS,
+        lambda c, o, u: _console(
+            c,
+            o,
+            u,
+            "POST",
+            "notification_channel_create",
+            {"kind": "email", "name": u.role, "target": "", "events": ["alarm"]},
+        ),
+        {302},
+    ),
+]
 # Permissions with no page or endpoint yet.
 NOT_YET_EXPOSED: set[Permission] = set()
 

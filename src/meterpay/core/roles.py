@@ -30,6 +30,9 @@ class Permission(StrEnum):
     MANAGE_USERS = "manage_users"  # staff users and their roles
     MANAGE_OWN_TOKENS = "manage_own_tokens"  # API tokens of one's own
     VIEW_AUDIT = "view_audit"  # the audit log
+    MANAGE_PAYMENT_PROVIDERS = "manage_payment_providers"  # online payment credentials
+    MANAGE_BALANCE_POLICY = "manage_balance_policy"  # alarms, cut-off, overrides per account
+    MANAGE_NOTIFICATIONS = "manage_notifications"  # notification channels, test messages
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -43,6 +46,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MANAGE_METERS,
             Permission.IMPORT_DATA,
             Permission.MANAGE_OWN_TOKENS,
+            Permission.MANAGE_NOTIFICATIONS,
         }
     ),
     Role.FINANCE: frozenset(
@@ -53,6 +57,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.RECORD_PAYMENTS,
             Permission.MANAGE_OWN_TOKENS,
             Permission.VIEW_AUDIT,
+            Permission.MANAGE_BALANCE_POLICY,
         }
     ),
     Role.VIEWER: frozenset({Permission.VIEW}),

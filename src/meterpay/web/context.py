@@ -20,6 +20,7 @@ NAVIGATION = [
     ("console:tariff_list", _("Tariffs"), Permission.VIEW, "tariffs"),
     ("console:import_list", _("Imports"), Permission.IMPORT_DATA, "imports"),
     ("console:finance_orders", _("Finance"), Permission.VIEW_FINANCE, "finance"),
+    ("console:balance_policy", _("Wallet settings"), Permission.VIEW, "wallet_settings"),
     ("console:audit_list", _("Audit log"), Permission.VIEW_AUDIT, "audit"),
     ("console:user_list", _("Users"), Permission.MANAGE_USERS, "users"),
     ("console:token_list", _("API tokens"), Permission.MANAGE_OWN_TOKENS, "tokens"),

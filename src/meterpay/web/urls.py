@@ -13,6 +13,7 @@ from meterpay.web.views import (
     sites,
     tariffs,
     users,
+    wallet_settings,
     wizard,
 )
 
@@ -30,6 +31,11 @@ console = (
         path("accounts/", customers.account_list, name="account_list"),
         path("accounts/open/", wizard.account_wizard, name="account_wizard"),
         path("accounts/<int:account_id>/", customers.account_detail, name="account_detail"),
+        path(
+            "accounts/<int:account_id>/balance-rules/",
+            wallet_settings.account_balance_rules,
+            name="account_balance_rules",
+        ),
         path("accounts/<int:account_id>/tariffs/", tariffs.account_tariffs, name="account_tariffs"),
         path("meters/", meters.meter_list, name="meter_list"),
         path("meters/new/", meters.meter_create, name="meter_create"),
@@ -70,6 +76,42 @@ console = (
             "finance/recharges/<int:recharge_id>/confirm/",
             finance.finance_confirm,
             name="finance_confirm",
+        ),
+        path("settings/balance-policy/", wallet_settings.balance_policy, name="balance_policy"),
+        path(
+            "settings/payment-providers/",
+            wallet_settings.payment_provider_list,
+            name="payment_provider_list",
+        ),
+        path(
+            "settings/payment-providers/new/",
+            wallet_settings.payment_provider_create,
+            name="payment_provider_create",
+        ),
+        path(
+            "settings/payment-providers/<int:provider_id>/",
+            wallet_settings.payment_provider_edit,
+            name="payment_provider_edit",
+        ),
+        path(
+            "settings/notifications/",
+            wallet_settings.notification_channel_list,
+            name="notification_channel_list",
+        ),
+        path(
+            "settings/notifications/new/",
+            wallet_settings.notification_channel_create,
+            name="notification_channel_create",
+        ),
+        path(
+            "settings/notifications/<int:channel_id>/",
+            wallet_settings.notification_channel_edit,
+            name="notification_channel_edit",
+        ),
+        path(
+            "settings/notifications/<int:channel_id>/test/",
+            wallet_settings.notification_channel_test,
+            name="notification_channel_test",
         ),
         path("settings/tokens/", admin_pages.token_list, name="token_list"),
         path("settings/users/", users.user_list, name="user_list"),

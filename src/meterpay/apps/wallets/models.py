@@ -236,6 +236,7 @@ class BalancePolicy(OrgOwned):
         null=True,
         blank=True,
     )
+    postpaid_due_days = models.PositiveIntegerField(_("postpaid bill due after (days)"), default=15)
     postpaid_grace_days = models.PositiveIntegerField(_("postpaid grace days"), default=7)
     #: A meterpay tariff document used when no tariff is assigned to the account.
     default_tariff = models.JSONField(_("default tariff"), null=True, blank=True)
@@ -411,10 +412,16 @@ class DeductionState(OrgOwned):
         ]
 
 
+def notification_events_all() -> list[str]:
+    """Every event a channel can take: new channels (and those from before the choice) take all."""
+    return [value for value, _label in NOTIFICATION_EVENTS]
+
+
 class NotificationChannel(OrgOwned):
     """Where notifications go: an Apprise URL, e-mail, or a webhook.
 
-    ``target`` may contain ``{phone}`` and ``{email}``, replaced by the customer's.
+    ``target`` may contain ``{phone}`` and ``{email}``, replaced by the customer's. ``events``
+    lists the notification kinds the channel takes.
     """
 
     class Kind(models.TextChoices):
@@ -427,6 +434,7 @@ class NotificationChannel(OrgOwned):
     target = models.CharField(_("target"), max_length=500, blank=True)
     secret = models.CharField(_("webhook secret"), max_length=200, blank=True)
     enabled = models.BooleanField(_("enabled"), default=True)
+    events = models.JSONField(_("events"), default=notification_events_all, blank=True)
 
     class Meta:
         verbose_name = _("notification channel")
@@ -446,14 +454,20 @@ class Notification(OrgOwned):
         CUT_DEFERRED = "cut_deferred", _("Cut-off deferred")
         RESTORE = "restore", _("Supply restored")
         BILL_DUE = "bill_due", _("Bill overdue")
+        TEST = "test", _("Test message")
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")
         SENT = "sent", _("Sent")
         FAILED = "failed", _("Failed")
 
+    #: None only for a channel's test message.
     account = models.ForeignKey(
-        "customers.Account", on_delete=models.PROTECT, related_name="notifications"
+        "customers.Account",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="notifications",
     )
     channel = models.ForeignKey(
         NotificationChannel, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -478,6 +492,12 @@ class Notification(OrgOwned):
 
     def __str__(self) -> str:
         return self.subject
+
+
+#: The notification kinds a channel can subscribe to (every kind but the channel test).
+NOTIFICATION_EVENTS = [
+    (value, label) for value, label in Notification.Kind.choices if value != Notification.Kind.TEST
+]
 
 
 class PostpaidBill(OrgOwned):

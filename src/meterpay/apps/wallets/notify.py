@@ -2,8 +2,9 @@
 
 Channels per organisation (:class:`NotificationChannel`): any Apprise URL (SMS gateways,
 WeCom / DingTalk bots, app push…), e-mail through Django's mailer, or a webhook (JSON POST,
-signed like the forwarding API). Without a channel, the customer's e-mail address is used.
-Each :class:`Notification` records its delivery result.
+signed like the forwarding API); each channel takes the events it lists. With no enabled channel
+at all, the customer's e-mail address is used. Each :class:`Notification` records its delivery
+result.
 """
 
 from __future__ import annotations
@@ -29,10 +30,17 @@ MAX_ATTEMPTS = 5
 def notification_create(
     *, account: Account, kind: str, subject: str, body: str, level: int | None = None
 ) -> list[Notification]:
-    """One outbox row per enabled channel of the organisation (or one for the customer's e-mail)."""
-    channels = list(
+    """One outbox row per enabled channel that takes ``kind``.
+
+    An organisation with no enabled channel at all notifies the customer's e-mail address; one
+    whose channels all leave ``kind`` out has chosen not to send it.
+    """
+    enabled = list(
         NotificationChannel.objects.filter(organisation_id=account.organisation_id, enabled=True)
     )
+    channels: list[NotificationChannel | None] = [c for c in enabled if kind in (c.events or [])]
+    if not enabled:
+        channels = [None]
     rows = [
         Notification.objects.create(
             organisation_id=account.organisation_id,
@@ -43,7 +51,7 @@ def notification_create(
             subject=subject[:200],
             body=body,
         )
-        for channel in (channels or [None])
+        for channel in channels
     ]
     transaction.on_commit(_schedule_sending)
     return rows
@@ -58,17 +66,32 @@ def _schedule_sending() -> None:
         log.exception("could not schedule notification sending")
 
 
-def _target(template: str, account: Account) -> str:
-    customer = account.customer
-    return template.replace("{phone}", customer.phone).replace("{email}", customer.email)
+def fill_target(template: str, *, phone: str, email: str) -> str:
+    """A channel target with the recipient's ``{phone}`` and ``{email}`` filled in."""
+    return template.replace("{phone}", phone).replace("{email}", email)
 
 
 def _deliver(notification: Notification) -> str:
+    account = notification.account
+    customer = account.customer if account is not None else None
+    return deliver(
+        notification,
+        phone=customer.phone if customer else "",
+        email=customer.email if customer else "",
+    )
+
+
+def deliver(notification: Notification, *, phone: str, email: str) -> str:
+    """Send one notification through its channel to this recipient; the result, or raise."""
     channel = notification.channel
     account = notification.account
     if channel is None or channel.kind == NotificationChannel.Kind.EMAIL:
-        address = _target(channel.target, account) if channel and channel.target else ""
-        address = address or account.customer.email
+        address = (
+            fill_target(channel.target, phone=phone, email=email)
+            if channel and channel.target
+            else ""
+        )
+        address = address or email
         if not address:
             raise RuntimeError("no channel and no e-mail address for the customer")
         send_mail(notification.subject, notification.body, settings.DEFAULT_FROM_EMAIL, [address])
@@ -77,7 +100,7 @@ def _deliver(notification: Notification) -> str:
         import apprise
 
         sender = apprise.Apprise()
-        if not sender.add(_target(channel.target, account)):
+        if not sender.add(fill_target(channel.target, phone=phone, email=email)):
             raise RuntimeError("Apprise does not understand this URL")
         if not sender.notify(title=notification.subject, body=notification.body):
             raise RuntimeError("Apprise reported a failure")
@@ -87,7 +110,7 @@ def _deliver(notification: Notification) -> str:
             "id": notification.pk,
             "kind": notification.kind,
             "level": notification.level,
-            "account": account.number,
+            "account": account.number if account is not None else None,
             "subject": notification.subject,
             "body": notification.body,
         },
@@ -99,10 +122,11 @@ def _deliver(notification: Notification) -> str:
         headers.update(
             forwarding.sign_request(secret=channel.secret.encode(), body=body, now=timezone.now())
         )
-    if not channel.target.startswith(("https://", "http://")):
+    url = fill_target(channel.target, phone=phone, email=email)
+    if not url.startswith(("https://", "http://")):
         raise RuntimeError("a webhook target is an http(s) URL")
     request = urllib.request.Request(  # noqa: S310 - http(s) checked above
-        channel.target, data=body, headers=headers, method="POST"
+        url, data=body, headers=headers, method="POST"
     )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - checked above
         return f"webhook HTTP {response.status}"

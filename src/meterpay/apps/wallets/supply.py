@@ -375,6 +375,44 @@ def wallet_set_controls(
     return wallet
 
 
+def _overrides(wallet: Wallet) -> dict[str, Any]:
+    return {
+        "keep_supply": wallet.keep_supply,
+        "alarm_thresholds_minor": wallet.alarm_thresholds_minor,
+        "overdraft_minor": wallet.overdraft_minor,
+        "restore_threshold_minor": wallet.restore_threshold_minor,
+    }
+
+
+@transaction.atomic
+def wallet_overrides_set(
+    *,
+    actor: Any,
+    wallet: Wallet,
+    keep_supply: bool,
+    alarm_thresholds_minor: list[int] | None,
+    overdraft_minor: int | None,
+    restore_threshold_minor: int | None,
+) -> Wallet:
+    """Set all of an account's overrides at once; None takes the organisation's value."""
+    wallet = Wallet.objects.select_for_update(of=("self",)).get(pk=wallet.pk)
+    before = _overrides(wallet)
+    wallet.keep_supply = keep_supply
+    wallet.alarm_thresholds_minor = alarm_thresholds_minor or None
+    wallet.overdraft_minor = overdraft_minor
+    wallet.restore_threshold_minor = restore_threshold_minor
+    try:
+        account_policy(wallet, policy_row(wallet.organisation_id))
+    except rules.BalanceRuleError as exc:
+        raise ValidationError({"__all__": str(exc)}) from None
+    wallet.save(update_fields=[*before])
+    audit_record(
+        actor=actor, action="wallet.overrides", obj=wallet, before=before, after=_overrides(wallet)
+    )
+    wallet_evaluate(wallet=wallet, now=timezone.now())
+    return wallet
+
+
 @transaction.atomic
 def supply_cut_manual(*, actor: Any, wallet: Wallet, cut: bool) -> Wallet:
     """An operator cuts (never restored automatically) or releases supply by hand."""
@@ -392,11 +430,16 @@ def supply_cut_manual(*, actor: Any, wallet: Wallet, cut: bool) -> Wallet:
 
 @transaction.atomic
 def postpaid_bill_issue(
-    *, actor: Any, account: Account, period_end: date, due_on: date
+    *, actor: Any, account: Account, period_end: date, due_on: date | None = None
 ) -> PostpaidBill | None:
-    """A postpaid statement of what the wallet owes at ``period_end``; None if nothing is owed."""
+    """A postpaid statement of what the wallet owes at ``period_end``; None if nothing is owed.
+
+    Without ``due_on`` the bill is due the policy's ``postpaid_due_days`` after the period end.
+    """
     if account.billing_mode != Account.BillingMode.POSTPAID:
         raise ValidationError({"account": "only postpaid accounts get bills"})
+    if due_on is None:
+        due_on = period_end + timedelta(days=policy_row(account.organisation_id).postpaid_due_days)
     wallet = Wallet.objects.select_for_update().get(account=account)
     owed = -wallet.balance_minor - (
         PostpaidBill.objects.filter(account=account, status=PostpaidBill.Status.OPEN).aggregate(
