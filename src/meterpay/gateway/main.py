@@ -9,6 +9,7 @@ import signal
 from dataclasses import dataclass
 from datetime import timedelta
 
+from meterpay.gateway.command_wakeups import command_wakeups
 from meterpay.gateway.db_port import DbPort, PollIntervals
 from meterpay.gateway.dtu import DtuServer
 from meterpay.gateway.mqtt import MqttAdapter
@@ -32,7 +33,12 @@ class GatewayConfig:
     batch_delay: float = 0.05
     heartbeat_timeout: float = 180.0
     backoff_base: float = 15.0
+    #: How often the outbox is read without a wake-up (the safety net).
     tick: float = 1.0
+    #: How new commands wake the dispatcher: auto (listen on PostgreSQL, poll on SQLite),
+    #: listen, poll (every command_poll seconds) or off (the tick alone).
+    command_wakeup: str = "auto"
+    command_poll: float = 0.2
     mqtt_host: str | None = "127.0.0.1"
     mqtt_port: int = 1883
 
@@ -54,7 +60,12 @@ async def run_gateway(config: GatewayConfig) -> None:
         heartbeat_timeout=config.heartbeat_timeout,
     )
     listening = await server.start()
-    process = GatewayProcess(server, port, ProcessOptions(tick=config.tick))
+    process = GatewayProcess(
+        server,
+        port,
+        ProcessOptions(tick=config.tick),
+        wakeups=command_wakeups(config.command_wakeup, poll_every=config.command_poll),
+    )
     tasks = []
     if config.mqtt_host:
         adapter = MqttAdapter(

@@ -10,6 +10,9 @@ gateway process wires :class:`meterpay.gateway.db_port.DbPort`, which is also th
   offline after ``offline_after`` polls like any other silent meter
 - every meter has a fixed offset inside its poll interval (from its id), so a site's meters
   are not all polled at the same moment
+- commands go out as soon as they are committed: a :class:`CommandWakeups` source (LISTEN/NOTIFY
+  on PostgreSQL, a cheap short poll on SQLite) wakes the dispatcher; the outbox is still read
+  every ``tick`` as the safety net (retries after a back-off, a missed wake-up)
 """
 
 from __future__ import annotations
@@ -108,10 +111,18 @@ class _Due:
 class BusWorker:
     """Polls and commands the meters behind one connected DTU, one request at a time."""
 
-    def __init__(self, session: DtuSession, port: GatewayPort, store: Store) -> None:
+    def __init__(
+        self,
+        session: DtuSession,
+        port: GatewayPort,
+        store: Store,
+        finished: Callable[[], None] | None = None,
+    ) -> None:
         self.session = session
         self.port = port
         self.store = store
+        #: Called after each command: the meter's next command may be due now.
+        self.finished = finished
         self.commands: asyncio.Queue[CommandJob] = asyncio.Queue()
         self.queued: set[UUID] = set()
         self.plans: dict[int, MeterPlan] = {}
@@ -142,6 +153,8 @@ class BusWorker:
                 log.warning("command %s: %s", job.command_id, exc)
             finally:
                 self.queued.discard(job.command_id)
+                if self.finished is not None:
+                    self.finished()
 
     async def _read_status(self, plan: MeterPlan) -> str | None:
         try:
@@ -208,9 +221,18 @@ class BusWorker:
 
 @dataclass
 class ProcessOptions:
-    tick: float = 1.0  # how often the outbox is checked for commands
+    tick: float = 1.0  # how often the outbox is read without a wake-up (the safety net)
     plan_refresh: float = 30.0  # how often meters and gateways are reloaded
     housekeeping_every: float = 30.0
+    #: Absent meters count their missed polls at least this often (and every tick).
+    bookkeeping_every: float = 1.0
+
+
+class CommandWakeups(Protocol):
+    """Tells the process that commands were written, right after their transaction commits."""
+
+    async def run(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` for new commands until cancelled; never raise for a lost connection."""
 
 
 class CommandSink(Protocol):
@@ -233,8 +255,10 @@ class GatewayProcess:
     sinks: list[CommandSink] = field(default_factory=list)
     workers: dict[str, tuple[BusWorker, asyncio.Task[None]]] = field(default_factory=dict)
     plans: list[MeterPlan] = field(default_factory=list)
+    wakeups: CommandWakeups | None = None
     _absent_due: dict[int, float] = field(default_factory=dict)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _commands_written: asyncio.Event = field(default_factory=asyncio.Event)
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
@@ -258,7 +282,7 @@ class GatewayProcess:
                 del self.workers[gateway]
         for gateway, session in self.server.sessions.items():
             if gateway not in self.workers and not session.closed.is_set():
-                worker = BusWorker(session, self.server.port, self.store)
+                worker = BusWorker(session, self.server.port, self.store, finished=self.wake)
                 self.workers[gateway] = (worker, asyncio.create_task(worker.run(self._now)))
         for gateway, (worker, _) in self.workers.items():
             worker.plans = grouped.get(gateway, {})
@@ -298,12 +322,33 @@ class GatewayProcess:
                     if plan.gateway in sink.connected_gateways():
                         sink.submit(job, plan)
 
+    def wake(self) -> None:
+        """Commands were written: read the outbox now instead of at the next tick."""
+        self._commands_written.set()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep until stopped, woken for commands, or ``seconds`` pass."""
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        written = asyncio.ensure_future(self._commands_written.wait())
+        try:
+            await asyncio.wait(
+                {stopping, written}, timeout=max(seconds, 0.0), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stopping.cancel()
+            written.cancel()
+
     async def run(self, ready: Callable[[], Awaitable[None]] | None = None) -> None:
         await self.store.startup()
         self._set_plans(await self.store.load_plan())
-        last_plan = last_housekeeping = self._now()
+        last_plan = last_housekeeping = last_dispatch = last_bookkeeping = self._now()
+        listener = None
+        if self.wakeups is not None:
+            listener = asyncio.create_task(self.wakeups.run(self.wake))
         if ready is not None:
             await ready()
+        bookkeeping = min(self.options.tick, self.options.bookkeeping_every)
+        first = True
         try:
             while not self._stopping.is_set():
                 moment = self._now()
@@ -314,11 +359,29 @@ class GatewayProcess:
                     await self.store.housekeeping(sorted(self.workers))
                     last_housekeeping = moment
                 self._sync_workers()
-                await self._dispatch_commands()
-                await self._count_absent()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.options.tick)
+                written = self._commands_written.is_set()
+                if first or written or moment - last_dispatch >= self.options.tick:
+                    # cleared before reading: a commit landing during the read wakes us again
+                    self._commands_written.clear()
+                    await self._dispatch_commands()
+                    last_dispatch = moment
+                if first or moment - last_bookkeeping >= bookkeeping:
+                    await self._count_absent()
+                    last_bookkeeping = moment
+                first = False
+                moment = self._now()
+                await self._pause(
+                    min(
+                        last_dispatch + self.options.tick,
+                        last_bookkeeping + bookkeeping,
+                    )
+                    - moment
+                )
         finally:
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
             for _, task in self.workers.values():
                 task.cancel()
             for _, task in self.workers.values():
