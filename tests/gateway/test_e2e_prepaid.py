@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -150,11 +150,34 @@ def dormitory_room(slug: str, *, water: bool) -> Room:
     return Room(org, meter, account, tenant, gateway.identifier)
 
 
+class RecordedWakeups:
+    """A wake-up source that notes each wake-up in ``events`` before passing it on."""
+
+    def __init__(self, inner: Any, events: list[str]) -> None:
+        self.inner = inner
+        self.events = events
+        self.listening = inner.listening
+
+    async def run(self, wake: Callable[[], None]) -> None:
+        def recorded() -> None:
+            self.events.append("wake")
+            wake()
+
+        await self.inner.run(recorded)
+
+
 @asynccontextmanager
 async def running_gateway(
-    dtus: Sequence[VirtualDtu], *, tick: float = 60.0, wakeup: str = "auto"
+    dtus: Sequence[VirtualDtu],
+    *,
+    tick: float = 60.0,
+    wakeup: str = "auto",
+    events: list[str] | None = None,
 ) -> AsyncIterator[GatewayProcess]:
-    """The real gateway process (DtuServer, DbPort, GatewayProcess) with DTUs connected to it."""
+    """The real gateway process (DtuServer, DbPort, GatewayProcess) with DTUs connected to it.
+
+    With ``events``, wake-ups are noted there.
+    """
     port = DbPort(
         intervals=PollIntervals(electricity=0.2, water=0.2),
         backoff_base=timedelta(0),
@@ -163,7 +186,9 @@ async def running_gateway(
     )
     server = DtuServer(port, listen_port=0, request_timeout=1.0)
     listen = await server.start()
-    wakeups = await sync_to_async(command_wakeups)(wakeup, poll_every=0.05)
+    wakeups: Any = await sync_to_async(command_wakeups)(wakeup, poll_every=0.05)
+    if wakeups is not None and events is not None:
+        wakeups = RecordedWakeups(wakeups, events)
     process = GatewayProcess(
         server, port, ProcessOptions(tick=tick, plan_refresh=60), wakeups=wakeups
     )
@@ -174,7 +199,7 @@ async def running_gateway(
         for dtu in dtus:
             await server.wait_for_dtu(dtu.dtu_id)
         if wakeups is not None:
-            await asyncio.wait_for(wakeups.listening.wait(), 10)  # type: ignore[attr-defined]
+            await asyncio.wait_for(wakeups.listening.wait(), 10)
         yield process
     finally:
         process.stop()
@@ -207,7 +232,7 @@ def pay_online(tenant: User, account: Account, amount: str) -> dict[str, Any]:
         content_type=notification["content_type"],
         headers=notification["headers"],
     )
-    assert delivered.status_code == 200, delivered.content
+    assert delivered.status_code == 204, delivered.content  # WeChat Pay: "received"
     return notification
 
 
@@ -269,10 +294,13 @@ def test_prepaid_room_runs_down_is_cut_off_pays_online_and_is_restored(utility: 
             await until(lambda: supply_is(room.meter, "on"), "reported supply on")
 
             # 3. consumption resumes and is deducted again
-            paid = await sync_to_async(Recharge.objects.get)(account=room.account, status="paid")
+            paid = await sync_to_async(Recharge.objects.select_related("entry").get)(
+                account=room.account, provider="wechat", status="paid"
+            )
+            assert paid.entry is not None and paid.amount_minor == 2000
             await until(
                 lambda: JournalEntry.objects.filter(
-                    account=room.account, kind="deduction", created_at__gt=paid.paid_at
+                    account=room.account, kind="deduction", pk__gt=paid.entry.pk
                 ).exists(),
                 "a deduction after the payment",
             )
