@@ -102,6 +102,16 @@ def poll_offset(meter_id: int, every: float) -> float:
     return (zlib.crc32(str(meter_id).encode()) % 10_000) / 10_000 * every
 
 
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """A command on the wire, waiting for its acknowledgement to be recorded and confirmed."""
+
+    job: CommandJob
+    plan: MeterPlan
+    result: CommandResult
+    refused: bool
+
+
 @dataclass
 class _Due:
     plan: MeterPlan
@@ -124,6 +134,7 @@ class BusWorker:
         #: Called after each command: the meter's next command may be due now.
         self.finished = finished
         self.commands: asyncio.Queue[CommandJob] = asyncio.Queue()
+        self.sent: asyncio.Queue[_Sent] = asyncio.Queue()
         self.queued: set[UUID] = set()
         self.plans: dict[int, MeterPlan] = {}
         self.wake = asyncio.Event()
@@ -145,16 +156,36 @@ class BusWorker:
             await self.store.poll_failed(plan.meter_id, str(exc))
 
     async def run_commands(self) -> None:
+        """Put every queued command on the wire; their confirmations run beside (see
+        :meth:`confirm_sent`), so a tenant waiting for supply never waits for the bookkeeping
+        of the command before. The bus client's lock keeps one request on the bus at a time."""
         while not self.commands.empty():
             job = self.commands.get_nowait()
             try:
-                await self.execute(job)
-            except (GatewayError, ProtocolError) as exc:  # pragma: no cover - execute catches them
+                sent = await self._send(job)
+            except (GatewayError, ProtocolError) as exc:  # pragma: no cover - caught inside
                 log.warning("command %s: %s", job.command_id, exc)
+                sent = None
+            if sent is None:
+                self._done(job)
+            else:
+                self.sent.put_nowait(sent)
+
+    async def confirm_sent(self) -> None:
+        """Record the outcome of each sent command and confirm it by a status read, in order."""
+        while True:
+            sent = await self.sent.get()
+            try:
+                await self._confirm(sent)
+            except (GatewayError, ProtocolError) as exc:  # pragma: no cover - caught inside
+                log.warning("command %s: %s", sent.job.command_id, exc)
             finally:
-                self.queued.discard(job.command_id)
-                if self.finished is not None:
-                    self.finished()
+                self._done(sent.job)
+
+    def _done(self, job: CommandJob) -> None:
+        self.queued.discard(job.command_id)
+        if self.finished is not None:
+            self.finished()
 
     async def _read_status(self, plan: MeterPlan) -> str | None:
         try:
@@ -164,14 +195,22 @@ class BusWorker:
         return supply_of(reading)
 
     async def execute(self, job: CommandJob) -> None:
+        """Send one command and confirm it."""
+        sent = await self._send(job)
+        if sent is not None:
+            await self._confirm(sent)
+
+    async def _send(self, job: CommandJob) -> _Sent | None:
+        """Claim the command and put it on the bus; None if there is nothing (more) to send."""
         plan = self.plans.get(job.meter_id)
         if plan is None:
-            return
+            return None
         attempt = await self.store.claim(job.command_id)
         if attempt is None:
-            return  # taken, superseded or finished meanwhile
+            return None  # taken, superseded or finished meanwhile
         if attempt > 1 and await self._read_status(plan) == job.target:
-            return  # the previous attempt did act; the status read confirmed it
+            # the previous attempt did act; the status read confirmed it
+            return None
         command = Command(job.kind)
         refused = False
         try:
@@ -192,15 +231,28 @@ class BusWorker:
             result = CommandResult(
                 plan.spec.protocol, plan.spec.address, command, False, error=str(exc)
             )
+        return _Sent(job, plan, result, refused)
+
+    async def _confirm(self, sent: _Sent) -> None:
+        job, result = sent.job, sent.result
         await self.port.command_result(self.gateway, result)
         # Acknowledged or not, the meter's status decides: a lost ack must not leave a wrong state.
-        status = None if refused else await self._read_status(plan)
+        status = None if sent.refused else await self._read_status(sent.plan)
         if status == job.target or await self.store.command_is_final(job.command_id):
             return
         error = result.error or f"acknowledged, but the meter reports supply {status or 'unknown'}"
-        await self.store.command_not_done(job.command_id, error, refused=refused)
+        await self.store.command_not_done(job.command_id, error, refused=sent.refused)
 
     async def run(self, now: Callable[[], float]) -> None:
+        confirming = asyncio.create_task(self.confirm_sent())
+        try:
+            await self._serve(now)
+        finally:
+            confirming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await confirming
+
+    async def _serve(self, now: Callable[[], float]) -> None:
         due: dict[int, float] = {}
         while not self.session.closed.is_set():
             await self.run_commands()
