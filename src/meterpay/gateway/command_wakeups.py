@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections, connections
+from django.db import connections
 from psycopg import sql
 
 from meterpay.apps.control.models import MeterCommand
@@ -80,7 +80,6 @@ class CommandPoll:
 
     @staticmethod
     def _newest() -> int:
-        close_old_connections()
         newest = MeterCommand.objects.order_by("-pk").values_list("pk", flat=True).first()
         return int(newest or 0)
 

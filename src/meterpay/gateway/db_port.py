@@ -366,8 +366,6 @@ class DbPort:
         return list(await self._pickup_db(self._commands_due, gateways))
 
     def _claim(self, command_id: UUID) -> int | None:
-        if self._pickup is None:
-            self._flush_sync()
         # Readings buffered now are stored after the claim: a state read before the command was
         # sent never confirms it (supply_state_reported), and its meter is watched from now on.
         self._supply.clear()
