@@ -117,3 +117,51 @@ def test_a_command_committed_elsewhere_goes_out_without_waiting_for_the_tick(wak
 
     asyncio.run(scenario())
     assert events[0] == "wake" and "claim" in events, events
+
+
+def test_a_command_goes_on_the_wire_while_the_one_before_is_still_being_confirmed() -> None:
+    """Two meters behind one DTU: the second trip is sent while recording the first trip's
+    acknowledgement is held up; both are confirmed once it is released."""
+    org = build_org("wake-pipeline", 920)
+    clock = ScaledClock()
+    first = VirtualElectricityMeter(org.meter.address, clock)
+    second = VirtualElectricityMeter(org.free_meter.address, clock)
+    for meter in (first, second):
+        meter.prepaid = False
+    bus = VirtualBus([Dlt645Responder(first), Dlt645Responder(second)])
+    dtu = VirtualDtu(org.gateway.identifier, bus, "127.0.0.1", 0)
+
+    async def scenario() -> None:
+        async with running_gateway([dtu], tick=60.0) as process:
+            held = asyncio.Event()
+            release = asyncio.Event()
+            port: Any = process.store  # the DbPort: the store and the DTU sessions' port
+            record_result = port.command_result
+
+            async def held_up(dtu_id: str, result: Any) -> None:
+                if not held.is_set():
+                    held.set()
+                    await release.wait()
+                await record_result(dtu_id, result)
+
+            port.command_result = held_up
+            await until(lambda: org.gateway.identifier in process.workers, "the DTU's worker")
+            commands = [
+                await sync_to_async(meter_command_request)(
+                    actor="t", meter=meter, kind="relay_trip", requested_by="operator"
+                )
+                for meter in (org.meter, org.free_meter)
+            ]
+            await asyncio.wait_for(held.wait(), 20)
+            await until(lambda: not second.relay_closed, "the second trip on the wire")
+            assert held.is_set() and not release.is_set()  # the first is still unconfirmed
+            release.set()
+            await until(
+                lambda: all(
+                    MeterCommand.objects.get(pk=c.pk).status == "confirmed" for c in commands
+                ),
+                "both confirmed",
+            )
+        assert not first.relay_closed and not second.relay_closed
+
+    asyncio.run(scenario())
