@@ -17,6 +17,10 @@ notification per account, genuinely signed with the demo keys, is handed to
 ``--rate`` per second, each from a thread of its own, as a web server would. For each payment
 the time runs from its commit to the moment the gateway writes that meter's relay-close frame
 to the DTU connection. Prints count, p50, p90, p99 and max in milliseconds.
+
+Measured (2 shared vCPUs, docs/money.md has the table): PostgreSQL with LISTEN/NOTIFY at 20
+payments/s, p50 24 ms, p99 299 ms; SQLite with the 0.2 s poll at 5 payments/s, p50 85 ms,
+p99 215 ms. Target: p99 ≤ 500 ms.
 """
 
 from __future__ import annotations
