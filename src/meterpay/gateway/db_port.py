@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -82,6 +83,7 @@ class DbPort:
     stats: dict[str, int] = field(
         default_factory=lambda: {"batches": 0, "stored": 0, "intervals": 0, "duplicates": 0}
     )
+    _pickup: ThreadPoolExecutor | None = None
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -342,20 +344,36 @@ class DbPort:
         return list(await self._db(self._load_plan))
 
     def _commands_due(self, gateways: Sequence[str]) -> list[CommandJob]:
+        if self._pickup is not None:
+            close_old_connections()  # the pickup thread's own connection: drop it if broken
         due = control_selectors.commands_due(gateway_identifiers=gateways, now=timezone.now())
         return [CommandJob(c.command_id, c.meter_id, c.kind, c.target) for c in due]
 
+    def _pickup_executor(self) -> ThreadPoolExecutor | None:
+        """PostgreSQL: command pickup has a thread and connection of its own, so a command never
+        waits behind a batch of readings. SQLite keeps one writing thread per process."""
+        if self._pickup is None and connections["default"].vendor == "postgresql":
+            self._pickup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="command-pickup")
+        return self._pickup
+
+    async def _pickup_db(self, function: Any, *args: Any) -> Any:
+        executor = self._pickup_executor()
+        if executor is None:
+            return await self._db(function, *args)
+        return await sync_to_async(function, thread_sensitive=False, executor=executor)(*args)
+
     async def commands_due(self, gateways: Sequence[str]) -> list[CommandJob]:
-        return list(await self._db(self._commands_due, gateways))
+        return list(await self._pickup_db(self._commands_due, gateways))
 
     def _claim(self, command_id: UUID) -> int | None:
-        self._flush_sync()
+        # Readings buffered now are stored after the claim: a state read before the command was
+        # sent never confirms it (supply_state_reported), and its meter is watched from now on.
         self._supply.clear()
         command = control.meter_command_claim(command_id=command_id, worker=self.worker)
         return None if command is None else command.attempts
 
     async def claim(self, command_id: UUID) -> int | None:
-        result = await self._db(self._claim, command_id)
+        result = await self._pickup_db(self._claim, command_id)
         return None if result is None else int(result)
 
     def _is_final(self, command_id: UUID) -> bool:
@@ -461,3 +479,7 @@ class DbPort:
                 await task
         await self.flush()
         await self._db(connections.close_all)
+        if self._pickup is not None:
+            await self._pickup_db(connections.close_all)
+            self._pickup.shutdown()
+            self._pickup = None

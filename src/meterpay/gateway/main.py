@@ -13,6 +13,7 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
 from meterpay.apps.meters.models import Gateway
+from meterpay.gateway.command_wakeups import command_wakeups
 from meterpay.gateway.db_port import DbPort, PollIntervals
 from meterpay.gateway.dialout import Dialler, DialTarget
 from meterpay.gateway.dtu import DtuServer
@@ -39,7 +40,12 @@ class GatewayConfig:
     backoff_base: float = 15.0
     #: Longest wait between attempts to reach a serial server in TCP-server mode.
     dial_backoff_max: float = 60.0
+    #: How often the outbox is read without a wake-up (the safety net).
     tick: float = 1.0
+    #: How new commands wake the dispatcher: auto (listen on PostgreSQL, poll on SQLite),
+    #: listen, poll (every command_poll seconds) or off (the tick alone).
+    command_wakeup: str = "auto"
+    command_poll: float = 0.2
     mqtt_host: str | None = "127.0.0.1"
     mqtt_port: int = 1883
 
@@ -73,7 +79,12 @@ async def run_gateway(config: GatewayConfig) -> None:
         heartbeat_timeout=config.heartbeat_timeout,
     )
     listening = await server.start()
-    process = GatewayProcess(server, port, ProcessOptions(tick=config.tick))
+    process = GatewayProcess(
+        server,
+        port,
+        ProcessOptions(tick=config.tick),
+        wakeups=command_wakeups(config.command_wakeup, poll_every=config.command_poll),
+    )
     dialler = Dialler(
         server,
         load_dial_targets,

@@ -10,6 +10,9 @@ gateway process wires :class:`meterpay.gateway.db_port.DbPort`, which is also th
   offline after ``offline_after`` polls like any other silent meter
 - every meter has a fixed offset inside its poll interval (from its id), so a site's meters
   are not all polled at the same moment
+- commands go out as soon as they are committed: a :class:`CommandWakeups` source (LISTEN/NOTIFY
+  on PostgreSQL, a cheap short poll on SQLite) wakes the dispatcher; the outbox is still read
+  every ``tick`` as the safety net (retries after a back-off, a missed wake-up)
 """
 
 from __future__ import annotations
@@ -99,6 +102,16 @@ def poll_offset(meter_id: int, every: float) -> float:
     return (zlib.crc32(str(meter_id).encode()) % 10_000) / 10_000 * every
 
 
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """A command on the wire, waiting for its acknowledgement to be recorded and confirmed."""
+
+    job: CommandJob
+    plan: MeterPlan
+    result: CommandResult
+    refused: bool
+
+
 @dataclass
 class _Due:
     plan: MeterPlan
@@ -108,11 +121,20 @@ class _Due:
 class BusWorker:
     """Polls and commands the meters behind one connected DTU, one request at a time."""
 
-    def __init__(self, session: DtuSession, port: GatewayPort, store: Store) -> None:
+    def __init__(
+        self,
+        session: DtuSession,
+        port: GatewayPort,
+        store: Store,
+        finished: Callable[[], None] | None = None,
+    ) -> None:
         self.session = session
         self.port = port
         self.store = store
+        #: Called after each command: the meter's next command may be due now.
+        self.finished = finished
         self.commands: asyncio.Queue[CommandJob] = asyncio.Queue()
+        self.sent: asyncio.Queue[_Sent] = asyncio.Queue()
         self.queued: set[UUID] = set()
         self.plans: dict[int, MeterPlan] = {}
         self.wake = asyncio.Event()
@@ -134,14 +156,36 @@ class BusWorker:
             await self.store.poll_failed(plan.meter_id, str(exc))
 
     async def run_commands(self) -> None:
+        """Put every queued command on the wire; their confirmations run beside (see
+        :meth:`confirm_sent`), so a tenant waiting for supply never waits for the bookkeeping
+        of the command before. The bus client's lock keeps one request on the bus at a time."""
         while not self.commands.empty():
             job = self.commands.get_nowait()
             try:
-                await self.execute(job)
-            except (GatewayError, ProtocolError) as exc:  # pragma: no cover - execute catches them
+                sent = await self._send(job)
+            except (GatewayError, ProtocolError) as exc:  # pragma: no cover - caught inside
                 log.warning("command %s: %s", job.command_id, exc)
+                sent = None
+            if sent is None:
+                self._done(job)
+            else:
+                self.sent.put_nowait(sent)
+
+    async def confirm_sent(self) -> None:
+        """Record the outcome of each sent command and confirm it by a status read, in order."""
+        while True:
+            sent = await self.sent.get()
+            try:
+                await self._confirm(sent)
+            except (GatewayError, ProtocolError) as exc:  # pragma: no cover - caught inside
+                log.warning("command %s: %s", sent.job.command_id, exc)
             finally:
-                self.queued.discard(job.command_id)
+                self._done(sent.job)
+
+    def _done(self, job: CommandJob) -> None:
+        self.queued.discard(job.command_id)
+        if self.finished is not None:
+            self.finished()
 
     async def _read_status(self, plan: MeterPlan) -> str | None:
         try:
@@ -151,14 +195,22 @@ class BusWorker:
         return supply_of(reading)
 
     async def execute(self, job: CommandJob) -> None:
+        """Send one command and confirm it."""
+        sent = await self._send(job)
+        if sent is not None:
+            await self._confirm(sent)
+
+    async def _send(self, job: CommandJob) -> _Sent | None:
+        """Claim the command and put it on the bus; None if there is nothing (more) to send."""
         plan = self.plans.get(job.meter_id)
         if plan is None:
-            return
+            return None
         attempt = await self.store.claim(job.command_id)
         if attempt is None:
-            return  # taken, superseded or finished meanwhile
+            return None  # taken, superseded or finished meanwhile
         if attempt > 1 and await self._read_status(plan) == job.target:
-            return  # the previous attempt did act; the status read confirmed it
+            # the previous attempt did act; the status read confirmed it
+            return None
         command = Command(job.kind)
         refused = False
         try:
@@ -179,15 +231,28 @@ class BusWorker:
             result = CommandResult(
                 plan.spec.protocol, plan.spec.address, command, False, error=str(exc)
             )
+        return _Sent(job, plan, result, refused)
+
+    async def _confirm(self, sent: _Sent) -> None:
+        job, result = sent.job, sent.result
         await self.port.command_result(self.gateway, result)
         # Acknowledged or not, the meter's status decides: a lost ack must not leave a wrong state.
-        status = None if refused else await self._read_status(plan)
+        status = None if sent.refused else await self._read_status(sent.plan)
         if status == job.target or await self.store.command_is_final(job.command_id):
             return
         error = result.error or f"acknowledged, but the meter reports supply {status or 'unknown'}"
-        await self.store.command_not_done(job.command_id, error, refused=refused)
+        await self.store.command_not_done(job.command_id, error, refused=sent.refused)
 
     async def run(self, now: Callable[[], float]) -> None:
+        confirming = asyncio.create_task(self.confirm_sent())
+        try:
+            await self._serve(now)
+        finally:
+            confirming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await confirming
+
+    async def _serve(self, now: Callable[[], float]) -> None:
         due: dict[int, float] = {}
         while not self.session.closed.is_set():
             await self.run_commands()
@@ -208,9 +273,18 @@ class BusWorker:
 
 @dataclass
 class ProcessOptions:
-    tick: float = 1.0  # how often the outbox is checked for commands
+    tick: float = 1.0  # how often the outbox is read without a wake-up (the safety net)
     plan_refresh: float = 30.0  # how often meters and gateways are reloaded
     housekeeping_every: float = 30.0
+    #: Absent meters count their missed polls at least this often (and every tick).
+    bookkeeping_every: float = 1.0
+
+
+class CommandWakeups(Protocol):
+    """Tells the process that commands were written, right after their transaction commits."""
+
+    async def run(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` for new commands until cancelled; never raise for a lost connection."""
 
 
 class CommandSink(Protocol):
@@ -233,8 +307,10 @@ class GatewayProcess:
     sinks: list[CommandSink] = field(default_factory=list)
     workers: dict[str, tuple[BusWorker, asyncio.Task[None]]] = field(default_factory=dict)
     plans: list[MeterPlan] = field(default_factory=list)
+    wakeups: CommandWakeups | None = None
     _absent_due: dict[int, float] = field(default_factory=dict)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _commands_written: asyncio.Event = field(default_factory=asyncio.Event)
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
@@ -258,7 +334,7 @@ class GatewayProcess:
                 del self.workers[gateway]
         for gateway, session in self.server.sessions.items():
             if gateway not in self.workers and not session.closed.is_set():
-                worker = BusWorker(session, self.server.port, self.store)
+                worker = BusWorker(session, self.server.port, self.store, finished=self.wake)
                 self.workers[gateway] = (worker, asyncio.create_task(worker.run(self._now)))
         for gateway, (worker, _) in self.workers.items():
             worker.plans = grouped.get(gateway, {})
@@ -298,12 +374,33 @@ class GatewayProcess:
                     if plan.gateway in sink.connected_gateways():
                         sink.submit(job, plan)
 
+    def wake(self) -> None:
+        """Commands were written: read the outbox now instead of at the next tick."""
+        self._commands_written.set()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep until stopped, woken for commands, or ``seconds`` pass."""
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        written = asyncio.ensure_future(self._commands_written.wait())
+        try:
+            await asyncio.wait(
+                {stopping, written}, timeout=max(seconds, 0.0), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stopping.cancel()
+            written.cancel()
+
     async def run(self, ready: Callable[[], Awaitable[None]] | None = None) -> None:
         await self.store.startup()
         self._set_plans(await self.store.load_plan())
-        last_plan = last_housekeeping = self._now()
+        last_plan = last_housekeeping = last_dispatch = last_bookkeeping = self._now()
+        listener = None
+        if self.wakeups is not None:
+            listener = asyncio.create_task(self.wakeups.run(self.wake))
         if ready is not None:
             await ready()
+        bookkeeping = min(self.options.tick, self.options.bookkeeping_every)
+        first = True
         try:
             while not self._stopping.is_set():
                 moment = self._now()
@@ -314,11 +411,29 @@ class GatewayProcess:
                     await self.store.housekeeping(sorted(self.workers))
                     last_housekeeping = moment
                 self._sync_workers()
-                await self._dispatch_commands()
-                await self._count_absent()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.options.tick)
+                written = self._commands_written.is_set()
+                if first or written or moment - last_dispatch >= self.options.tick:
+                    # cleared before reading: a commit landing during the read wakes us again
+                    self._commands_written.clear()
+                    await self._dispatch_commands()
+                    last_dispatch = moment
+                if first or moment - last_bookkeeping >= bookkeeping:
+                    await self._count_absent()
+                    last_bookkeeping = moment
+                first = False
+                moment = self._now()
+                await self._pause(
+                    min(
+                        last_dispatch + self.options.tick,
+                        last_bookkeeping + bookkeeping,
+                    )
+                    - moment
+                )
         finally:
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
             for _, task in self.workers.values():
                 task.cancel()
             for _, task in self.workers.values():

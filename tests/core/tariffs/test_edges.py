@@ -79,3 +79,28 @@ def test_negative_readings_and_bad_urdb_numbers() -> None:
         tariff_from_urdb({"energyratestructure": [[{"rate": True}]]})
     with pytest.raises(TariffError, match=r"energyratestructure\[0\]\[0\]\.adj: must be a number"):
         tariff_from_urdb({"energyratestructure": [[{"rate": 1, "adj": "NaN"}]]})
+
+
+def test_sub_second_intervals_rate_without_dividing_by_zero() -> None:
+    """Two reads less than a second apart (a status read right after a poll) make an interval
+    shorter than a second; its demand is its energy over its exact length."""
+    from datetime import timedelta
+
+    from meterpay.core.tariffs import Interval, incremental_charge
+
+    tariff = parse_tariff(simple_document(energy={"periods": [{"name": "flat", "price": "0.68"}]}))
+    start = datetime(2026, 3, 2, 10, 0, 0)
+    intervals = [
+        Interval(start=start, end=start + timedelta(milliseconds=200), quantity=Decimal("0.2")),
+        Interval(
+            start=start + timedelta(milliseconds=200),
+            end=start + timedelta(seconds=1, milliseconds=200),
+            quantity=Decimal("1.0"),
+        ),
+    ]
+    deduction = incremental_charge(tariff=tariff, new_intervals=intervals)
+    whole = incremental_charge(
+        tariff=tariff,
+        new_intervals=[Interval(start=start, end=intervals[1].end, quantity=Decimal("1.2"))],
+    )
+    assert deduction.amount == whole.amount == Decimal("0.82")  # 1.2 kWh x 0.68

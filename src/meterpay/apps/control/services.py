@@ -35,6 +35,8 @@ BACKOFF_BASE = timedelta(seconds=15)
 BACKOFF_CAP = timedelta(minutes=10)
 #: A command the gateway could not deliver for this long (gateway offline) times out.
 PENDING_MAX_AGE = timedelta(hours=24)
+#: PostgreSQL NOTIFY channel: the gateway LISTENs and sends a new command at once.
+COMMANDS_CHANNEL = "meterpay_commands"
 
 ELECTRICITY_KINDS = (MeterCommand.Kind.RELAY_TRIP, MeterCommand.Kind.RELAY_CLOSE)
 WATER_KINDS = (MeterCommand.Kind.VALVE_OPEN, MeterCommand.Kind.VALVE_CLOSE)
@@ -78,6 +80,14 @@ def _finish(
         after=_command_snapshot(command),
     )
     return command
+
+
+def _notify_gateway(command: MeterCommand) -> None:
+    """NOTIFY in the writing transaction: delivered at commit, dropped with a rollback."""
+    connection = transaction.get_connection()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [COMMANDS_CHANNEL, str(command.command_id)])
 
 
 def backoff(attempts: int, base: timedelta = BACKOFF_BASE) -> timedelta:
@@ -154,6 +164,7 @@ def meter_command_request(
     audit_record(
         actor=actor, action="meter_command.request", obj=command, after=_command_snapshot(command)
     )
+    _notify_gateway(command)
     contradicting = MeterCommand.objects.filter(
         meter=meter, status=MeterCommand.Status.PENDING
     ).exclude(pk=command.pk)

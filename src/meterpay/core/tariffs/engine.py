@@ -58,6 +58,8 @@ CATEGORY_BY_COMPONENT = {
 }
 CATEGORIES = ("energy", "demand", "fixed", "minimum", "adjustments")
 _SECONDS_PER_HOUR = Decimal(3600)
+_MICROSECOND = timedelta(microseconds=1)
+_MICROSECONDS_PER_HOUR = Decimal(3_600_000_000)
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
 
@@ -312,7 +314,8 @@ class RatingAccumulator:
             if interval.kw is not None:
                 demand = interval.kw
             else:
-                hours = Decimal(int((end - start).total_seconds())) / _SECONDS_PER_HOUR
+                # exact to the microsecond: whole seconds made a sub-second interval 0 h long
+                hours = Decimal((end - start) // _MICROSECOND) / _MICROSECONDS_PER_HOUR
                 demand = quantity / hours
             if demand > usage.peak_kw.get(version_index, _ZERO):
                 usage.peak_kw[version_index] = demand

@@ -5,6 +5,10 @@ serial servers in TCP-server mode (gateways with a host and port) are dialled; M
 gateways are reached through the broker (``MQTT_HOST``/``MQTT_PORT``; ``--no-mqtt``).
 Meters are polled every ``--poll-electricity`` / ``--poll-water`` seconds, pending commands
 are sent and confirmed, gateways and meters are marked online/offline.
+
+A new relay/valve command leaves at once: on PostgreSQL the gateway LISTENs for the NOTIFY
+written with the command; on SQLite it polls the newest command id every ``--command-poll``
+seconds. ``--tick`` is how often the outbox is read anyway (retries, a missed wake-up).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from meterpay.gateway.command_wakeups import WAKEUP_CHOICES
 from meterpay.gateway.main import GatewayConfig, run_gateway
 
 
@@ -69,6 +74,25 @@ class Command(BaseCommand):
         parser.add_argument(
             "--backoff", type=float, default=15.0, help="first retry delay in seconds (15)"
         )
+        parser.add_argument(
+            "--command-wakeup",
+            choices=WAKEUP_CHOICES,
+            default=os.environ.get("GATEWAY_COMMAND_WAKEUP", "auto"),
+            help="how a new command wakes the gateway: auto (listen on PostgreSQL, poll on "
+            "SQLite), listen (LISTEN/NOTIFY), poll, off (only the tick)",
+        )
+        parser.add_argument(
+            "--command-poll",
+            type=float,
+            default=0.2,
+            help="seconds between checks for new commands with --command-wakeup poll (0.2)",
+        )
+        parser.add_argument(
+            "--tick",
+            type=float,
+            default=1.0,
+            help="seconds between reads of the command outbox without a wake-up (1)",
+        )
         parser.add_argument("--mqtt-host", default=os.environ.get("MQTT_HOST", "127.0.0.1"))
         parser.add_argument(
             "--mqtt-port", type=int, default=int(os.environ.get("MQTT_PORT", "1883"))
@@ -97,6 +121,9 @@ class Command(BaseCommand):
             batch_delay=options["batch_delay"],
             heartbeat_timeout=options["heartbeat_timeout"],
             backoff_base=options["backoff"],
+            tick=options["tick"],
+            command_wakeup=options["command_wakeup"],
+            command_poll=options["command_poll"],
             mqtt_host=None if options["no_mqtt"] else options["mqtt_host"],
             mqtt_port=options["mqtt_port"],
         )
