@@ -373,6 +373,10 @@ def _recharge_post(
     recharge.paid_at = entry.occurred_at
     recharge.balance_after_minor = wallet.balance_minor
     recharge.save(update_fields=["status", "entry", "paid_at", "balance_after_minor"])
+    if posted.created:
+        from meterpay.apps.wallets.meter_side import recharge_download
+
+        recharge_download(actor=actor, entry=posted.entry)
     _evaluate(wallet)
 
 
