@@ -38,7 +38,7 @@ from django.utils import timezone
 from meterpay.apps.audit.services import audit_record
 from meterpay.apps.control.models import BalanceDiscrepancy, MeterBalance, MeterCommand
 from meterpay.apps.control.services import _command_snapshot, _finish, meter_command_not_done
-from meterpay.apps.meters.models import Meter, Protocol
+from meterpay.apps.meters.models import Gateway, Meter, Protocol
 
 type Actor = Any
 
@@ -81,8 +81,10 @@ def meter_credit_request(
         raise ValidationError({"meter": "credit goes to DL/T 645 prepaid electricity meters"})
     if meter.removed_on is not None:
         raise ValidationError({"meter": "this meter was removed"})
-    if meter.gateway_id is None:
+    if meter.gateway is None:
         raise ValidationError({"meter": "this meter is not behind a gateway"})
+    if meter.gateway.kind == Gateway.Kind.MQTT:
+        raise ValidationError({"meter": "credit is downloaded over DTU and serial server links"})
     key = idempotency_key.strip()[:100]
     if not key:
         raise ValidationError({"idempotency_key": "a credit command needs an idempotency key"})
