@@ -18,6 +18,8 @@ trips itself at zero. The meter's own figures are mirrored and compared in
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -26,7 +28,8 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from meterpay.apps.control import credit
-from meterpay.apps.control.models import MeterCommand
+from meterpay.apps.control import selectors as control_selectors
+from meterpay.apps.control.models import BalanceDiscrepancy, MeterBalance, MeterCommand
 from meterpay.apps.customers.models import Account
 from meterpay.apps.meters.models import Meter, Protocol
 from meterpay.apps.wallets.models import JournalEntry, Posting, Wallet
@@ -247,3 +250,45 @@ def credit_finished(*, command: MeterCommand, actor: Actor) -> None:
         )
     except ValidationError as exc:  # the money stays in the wallet, visible there
         log.warning("energy refund %s not recorded: %s", command.command_id, exc.messages)
+
+
+@dataclass(frozen=True, slots=True)
+class MeterSideView:
+    """What the console and API show of a meter-side account's money on its meter."""
+
+    meter: Meter | None
+    balance: MeterBalance | None
+    on_meter: Decimal  # downloaded and not taken back, by the ledger
+    currency: str
+    open_commands: list[MeterCommand]
+    recent_commands: list[MeterCommand]
+    discrepancies: list[BalanceDiscrepancy]
+
+    @property
+    def meter_balance(self) -> Decimal | None:
+        """The remaining money the meter last reported."""
+        if self.balance is None or self.balance.remaining_minor is None:
+            return None
+        return from_minor(self.balance.remaining_minor, self.currency)
+
+
+def meter_side_view(account: Account) -> MeterSideView | None:
+    """None for a platform-side account."""
+    if not is_meter_side(account):
+        return None
+    meter = prepaid_meter(account)
+    meters = list(Meter.objects.filter(account_id=account.pk))
+    wallet = Wallet.objects.filter(account=account).first()
+    currency = wallet.currency if wallet is not None else "CNY"
+    credit_commands = MeterCommand.objects.filter(
+        meter__in=meters, kind__in=MeterCommand.CREDIT_KINDS
+    ).order_by("-id")
+    return MeterSideView(
+        meter=meter,
+        balance=None if meter is None else control_selectors.meter_balance(meter),
+        on_meter=from_minor(on_meter_minor(account), currency),
+        currency=currency,
+        open_commands=list(control_selectors.open_credit_commands(meters)),
+        recent_commands=list(credit_commands[:10]),
+        discrepancies=list(control_selectors.discrepancies(meters=meters)),
+    )

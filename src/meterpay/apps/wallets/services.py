@@ -641,6 +641,8 @@ def entry_reverse(*, actor: Actor, entry: JournalEntry, reason: str) -> JournalE
         raise WalletError({"reason": "a reversal needs a reason"})
     if entry.kind == JournalEntry.Kind.REVERSAL:
         raise WalletError({"entry": "a reversal is not reversed; post the right entry instead"})
+    if entry.kind == JournalEntry.Kind.METER_CREDIT:
+        raise WalletError({"entry": "money on the meter follows its download or energy refund"})
     reversal = ledger.build_reversal(
         original=stored_entry(entry), occurred_at=timezone.now(), reason=reason.strip()
     )
