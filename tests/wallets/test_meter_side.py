@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meterpay.apps.control import credit
-from meterpay.apps.control.models import MeterBalance, MeterCommand
+from meterpay.apps.control.models import BalanceDiscrepancy, MeterBalance, MeterCommand
 from meterpay.apps.control.services import meter_command_claim
 from meterpay.apps.customers.models import Account
 from meterpay.apps.wallets import meter_side, services
@@ -52,7 +52,9 @@ def wallet_minor(org: Any) -> int:
     return Wallet.objects.get(account=org.account).balance_minor
 
 
-def run(command: MeterCommand, *, before: int, after: int | None, remaining: int = 0) -> None:
+def run(
+    command: MeterCommand, *, before: int, after: int | None, remaining: int = 0, left: int = 0
+) -> None:
     """What the gateway does: claim, read, send, read; ``after`` None: the meter refused."""
     meter_command_claim(command_id=command.command_id, worker="t")
     number = credit.meter_credit_checked(
@@ -65,7 +67,7 @@ def run(command: MeterCommand, *, before: int, after: int | None, remaining: int
         sent=True,
         purchase_count=before if after is None else after,
         remaining_before_minor=remaining,
-        remaining_after_minor=0,
+        remaining_after_minor=left,
         refused=after is None,
     )
 
@@ -184,3 +186,33 @@ def test_downloads_that_fail_or_land_keep_the_ledger_balanced(
     assert meter_side.on_meter_minor(org.account) == on_meter_before + landed
     sums = Posting.objects.values("entry").annotate(total=Sum("amount"))
     assert all(row["total"] == 0 for row in sums)
+
+
+def test_a_timed_out_download_the_meter_did_apply_is_confirmed_by_a_later_read(org: Any) -> None:
+    credit.meter_balances_reported(
+        reports=[credit.BalanceReport(org.meter.pk, 0, 3, timezone.now())]
+    )
+    cash(org, "10.00", "first")
+    run(MeterCommand.objects.get(), before=3, after=4, left=1000)  # confirmed count 4
+    cash(org, "50.00", "second")
+    command = MeterCommand.objects.filter(kind="credit_download").latest("id")
+    meter_command_claim(command_id=command.command_id, worker="t")
+    assert (
+        credit.meter_credit_checked(
+            command_id=command.command_id, at=timezone.now(), sent=False, purchase_count=4
+        )
+        == 5
+    )
+    MeterCommand.objects.filter(pk=command.pk).update(attempts=4)  # the last attempt
+    credit.meter_credit_checked(
+        command_id=command.command_id, at=timezone.now(), sent=True, purchase_count=None
+    )
+    assert MeterCommand.objects.get(pk=command.pk).status == "timed_out"
+    assert wallet_minor(org) == 5000  # the money came back
+    credit.meter_balances_reported(
+        reports=[credit.BalanceReport(org.meter.pk, 6000, 5, timezone.now())]
+    )
+    command.refresh_from_db()
+    assert command.status == "confirmed" and "a later read" in command.outcome
+    assert wallet_minor(org) == 0 and meter_side.on_meter_minor(org.account) == 6000
+    assert not BalanceDiscrepancy.objects.exists()

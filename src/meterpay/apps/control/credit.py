@@ -201,6 +201,28 @@ def _compare(
         balance.credited_minor = remaining
 
 
+def _confirm_late(balance: MeterBalance, count: int, at: datetime) -> None:
+    """A download that timed out (never answered) but whose purchase number the meter now
+    reports did land: confirm it, so its money goes back on the meter's side of the ledger."""
+    if balance.confirmed_count is None or count != balance.confirmed_count + 1:
+        return
+    late = (
+        MeterCommand.objects.select_for_update()
+        .filter(
+            meter_id=balance.meter_id,
+            kind=MeterCommand.Kind.CREDIT_DOWNLOAD,
+            status=MeterCommand.Status.TIMED_OUT,
+            purchase_number=count,
+            sent_at__lte=at,
+        )
+        .order_by("-id")
+        .first()
+    )
+    if late is None:
+        return
+    _confirm(late, balance, before=None, after=None, at=at, actor="gateway", how="a later read")
+
+
 @dataclass(frozen=True, slots=True)
 class BalanceReport:
     meter_id: int
@@ -234,6 +256,8 @@ def meter_balances_reported(*, reports: Sequence[BalanceReport]) -> int:
         if balance is None or (balance.reported_at is not None and report.at < balance.reported_at):
             continue  # an older read than the one mirrored proves nothing new
         if balance.managed:
+            if report.purchase_count is not None:
+                _confirm_late(balance, report.purchase_count, report.at)
             _compare(
                 balance, remaining=report.remaining_minor, count=report.purchase_count, at=report.at
             )
@@ -357,6 +381,7 @@ def _confirm(
     after: int | None,
     at: datetime,
     actor: Actor,
+    how: str = "the purchase count",
 ) -> None:
     assert command.purchase_number is not None and command.amount_minor is not None
     if command.kind == MeterCommand.Kind.CREDIT_DOWNLOAD:
@@ -380,8 +405,7 @@ def _confirm(
         actor=actor,
         status=MeterCommand.Status.CONFIRMED,
         at=at,
-        outcome=f"confirmed by the purchase count {command.purchase_number}: {confirmed} "
-        f"(minor units) {moved}",
+        outcome=f"confirmed by {how} {command.purchase_number}: {confirmed} (minor units) {moved}",
     )
 
 

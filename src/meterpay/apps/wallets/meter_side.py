@@ -188,6 +188,37 @@ def _account_of(command: MeterCommand) -> Account | None:
     return meter.account
 
 
+def _landed_late(*, command: MeterCommand, account: Account, currency: str, actor: Actor) -> None:
+    """A download whose money came back (it timed out) was confirmed later: move it again.
+
+    The wallet may go below zero if its balance was spent meanwhile; that is what happened."""
+    came_back = JournalEntry.objects.filter(
+        organisation_id=command.organisation_id,
+        kind=JournalEntry.Kind.METER_CREDIT,
+        reference=f"command:{command.command_id}",
+        wallet_amount__gt=0,
+    ).exists()
+    if not came_back:
+        return
+    again = ledger.build_meter_credit(
+        account_id=str(account.pk),
+        amount_minor=command.amount_minor or 0,
+        to_meter=True,
+        reference=f"{command.command_id}-confirmed-late",
+        occurred_at=timezone.now(),
+        currency=currency,
+        memo="download confirmed after it timed out: on the meter after all",
+    )
+    entry_post(
+        actor=actor,
+        organisation_id=account.organisation_id,
+        entry=again,
+        kind=JournalEntry.Kind.METER_CREDIT,
+        account=account,
+        reference=f"command:{command.command_id}",
+    )
+
+
 def credit_finished(*, command: MeterCommand, actor: Actor) -> None:
     """The control hook: move the money that goes with a finished credit command."""
     account = _account_of(command)
@@ -197,7 +228,10 @@ def credit_finished(*, command: MeterCommand, actor: Actor) -> None:
     currency = wallet_for(account).currency
     reference = str(command.command_id)
     if command.kind == MeterCommand.Kind.CREDIT_DOWNLOAD:
-        if command.status == MeterCommand.Status.CONFIRMED or not command.amount_minor:
+        if not command.amount_minor:
+            return
+        if command.status == MeterCommand.Status.CONFIRMED:
+            _landed_late(command=command, account=account, currency=currency, actor=actor)
             return
         back = ledger.build_meter_credit(
             account_id=str(account.pk),
