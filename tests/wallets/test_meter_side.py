@@ -216,3 +216,19 @@ def test_a_timed_out_download_the_meter_did_apply_is_confirmed_by_a_later_read(o
     assert command.status == "confirmed" and "a later read" in command.outcome
     assert wallet_minor(org) == 0 and meter_side.on_meter_minor(org.account) == 6000
     assert not BalanceDiscrepancy.objects.exists()
+
+
+def test_without_a_meter_to_download_to_the_recharge_stays_in_the_wallet(org: Any) -> None:
+    from meterpay.apps.meters import services as meters
+    from meterpay.apps.meters.models import Meter
+
+    mqtt = meters.gateway_create(
+        actor="t", site=org.site, identifier="MQ-msw", kind="mqtt", protocol="dlt645"
+    )
+    Meter.objects.filter(pk=org.meter.pk).update(gateway=mqtt)
+    recharge = cash(org)
+    assert recharge.status == "paid"
+    assert wallet_minor(org) == 5000
+    assert not MeterCommand.objects.exists()
+    view = meter_side.meter_side_view(org.account)
+    assert view is not None and view.meter is None

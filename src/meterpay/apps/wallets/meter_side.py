@@ -31,7 +31,7 @@ from meterpay.apps.control import credit
 from meterpay.apps.control import selectors as control_selectors
 from meterpay.apps.control.models import BalanceDiscrepancy, MeterBalance, MeterCommand
 from meterpay.apps.customers.models import Account
-from meterpay.apps.meters.models import Meter, Protocol
+from meterpay.apps.meters.models import Gateway, Meter, Protocol
 from meterpay.apps.wallets.models import JournalEntry, Posting, Wallet
 from meterpay.apps.wallets.services import (
     WalletError,
@@ -53,12 +53,12 @@ def is_meter_side(account: Account) -> bool:
 
 def prepaid_meter(account: Account) -> Meter | None:
     """The meter a meter-side account's money is downloaded to: its installed DL/T 645
-    electricity meter behind a gateway (the lowest id when there are several)."""
+    electricity meter behind a DTU or serial server (the lowest id when there are several)."""
     return (
         Meter.objects.filter(
             account_id=account.pk,
             removed_on__isnull=True,
-            gateway__isnull=False,
+            gateway__kind__in=(Gateway.Kind.DTU_4G, Gateway.Kind.SERIAL_SERVER),
             protocol=Protocol.DLT645,
         )
         .exclude(kind=Meter.Kind.WATER)
@@ -116,14 +116,19 @@ def recharge_download(*, actor: Actor, entry: JournalEntry) -> MeterCommand | No
     account = entry.account
     if account is None or not is_meter_side(account) or entry.wallet_amount <= 0:
         return None
-    return _download(
-        actor=actor,
-        account=account,
-        amount_minor=entry.wallet_amount,
-        key=f"download:entry-{entry.pk}",
-        requested_by=MeterCommand.Requester.RECHARGE,
-        reason=f"recharge {entry.reference}"[:200],
-    )
+    try:
+        with transaction.atomic():  # a download that cannot be written must not lose the payment
+            return _download(
+                actor=actor,
+                account=account,
+                amount_minor=entry.wallet_amount,
+                key=f"download:entry-{entry.pk}",
+                requested_by=MeterCommand.Requester.RECHARGE,
+                reason=f"recharge {entry.reference}"[:200],
+            )
+    except ValidationError as exc:
+        log.warning("recharge %s stays in the wallet: %s", entry.pk, "; ".join(exc.messages))
+        return None
 
 
 @transaction.atomic
