@@ -77,3 +77,14 @@ def test_meter_side_account_pages(live_server: Any, browser: Any) -> None:  # no
         assert page.locator("[data-testid=meter-balance]").first.is_visible()
         page.screenshot(path=SHOTS / f"meter-side-meter-{language}.png", full_page=True)
         page.close()
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    page.context.add_cookies(
+        [{"name": "django_language", "value": "zh-hans", "url": live_server.url}]
+    )
+    page.goto(live_server.url + "/login/")
+    page.fill("#id_username", "e2ems-tenant")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector(f"[data-testid=meter-balance-{org.account.number}]")
+    page.screenshot(path=SHOTS / "meter-side-portal-zh-hans.png", full_page=True)
+    page.close()

@@ -112,3 +112,11 @@ def test_discrepancies_are_listed_and_cleared_with_a_note(client: Any, org: Any)
     client.logout()
     login(client, org, "operator")
     assert client.post(url, {"discrepancy": flag.pk, "note": "x"}).status_code == 403
+
+
+def test_the_tenant_portal_shows_the_meter_balance(client: Any, org: Any) -> None:
+    assert client.login(username="msp-tenant", password=PASSWORD)
+    body = client.get(reverse("portal:home")).content.decode()
+    number = org.account.number
+    assert f'data-testid="meter-balance-{number}">43.21<' in body
+    assert "a recharge is on its way to the meter" in body
