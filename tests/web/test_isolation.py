@@ -142,6 +142,7 @@ CONSOLE_LIST_PAGES = [
     "payment_provider_create",
     "notification_channel_list",
     "notification_channel_create",
+    "balance_discrepancies",
 ]
 # No object in the URL (site_add, import_template) or POST-only (user_change): checked below.
 CONSOLE_OTHER = {"site_add", "import_template", "user_change", "finance_confirm"}
@@ -229,6 +230,27 @@ def test_token_revoke_of_another_users_token_is_404(client: Any, orgs: Any) -> N
     assert response.status_code == 404
     a.token.refresh_from_db()
     assert a.token.revoked_at is None
+
+
+def test_balance_discrepancy_of_another_org_cannot_be_cleared(client: Any, orgs: Any) -> None:
+    from django.utils import timezone
+
+    from meterpay.apps.control.models import BalanceDiscrepancy
+
+    a, b = orgs
+    flag = BalanceDiscrepancy.objects.create(
+        organisation=a.org,
+        meter=a.meter,
+        kind="rise",
+        detail="Site alpha meter",
+        detected_at=timezone.now(),
+    )
+    _login(client, b.users["owner"])
+    url = reverse("console:balance_discrepancies")
+    assert "Site alpha meter" not in client.get(url).content.decode()
+    assert client.post(url, {"discrepancy": flag.pk, "note": "x"}).status_code == 404
+    flag.refresh_from_db()
+    assert flag.cleared_at is None
 
 
 def test_bank_transfer_of_another_org_cannot_be_confirmed(client: Any, orgs: Any) -> None:

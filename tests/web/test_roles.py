@@ -212,6 +212,19 @@ ACTIONS += [
         {302},
     ),
     (
+        "console clear a balance discrepancy",
+        Permission.RECORD_PAYMENTS,
+        lambda c, o, u: _console(
+            c,
+            o,
+            u,
+            "POST",
+            "balance_discrepancies",
+            {"discrepancy": _discrepancy(o).pk, "note": "checked"},
+        ),
+        {302},
+    ),
+    (
         "api account ledger history",
         Permission.VIEW_FINANCE,
         lambda c, o, u: _api(c, o, u, "GET", f"/accounts/{o.account.pk}/entries"),
@@ -303,6 +316,16 @@ ACTIONS += [
 ]
 # Permissions with no page or endpoint yet.
 NOT_YET_EXPOSED: set[Permission] = set()
+
+
+def _discrepancy(org: Any) -> Any:
+    from django.utils import timezone
+
+    from meterpay.apps.control.models import BalanceDiscrepancy
+
+    return BalanceDiscrepancy.objects.create(
+        organisation=org.org, meter=org.meter, kind="rise", detail="x", detected_at=timezone.now()
+    )
 
 
 def _api_keyed(client: Any, user: Any, method: str, path: str, body: Any, key: str) -> int:

@@ -36,6 +36,7 @@ def accounts_qs(request: HttpRequest) -> Any:
 @paginate(LimitOffset)
 def customer_list(request: HttpRequest, q: str | None = None) -> Any:
     qs = org_objects(request.user, Customer)
+    q = (q or "").replace("\x00", "")  # PostgreSQL text never holds NUL
     return qs.filter(name__icontains=q) if q else qs
 
 

@@ -108,6 +108,25 @@ class CustomerPatch(Schema):
     notes: str | None = None
 
 
+class MeterBalanceOut(Schema):
+    """A meter-side account's money on its prepaid meter."""
+
+    meter_id: int | None = Field(description="the prepaid meter the money is downloaded to")
+    remaining: str | None = Field(
+        description="remaining money the meter last reported (decimal string); null: not yet"
+    )
+    reported_at: datetime | None
+    purchase_count: int | None = Field(description="the meter's purchase count as reported")
+    confirmed_purchase_count: int | None = Field(
+        description="the purchase count after the platform's last confirmed download or refund"
+    )
+    downloaded: str = Field(
+        description="downloaded and not taken back, by the ledger (before the meter's own use)"
+    )
+    pending_commands: int = Field(description="credit downloads and energy refunds not finished")
+    open_discrepancies: int = Field(description="balance discrepancies not cleared")
+
+
 class AccountOut(Schema):
     id: int
     number: str
@@ -121,10 +140,38 @@ class AccountOut(Schema):
     closed_at: datetime | None
     move_in_on: date | None
     move_out_on: date | None
-    balance: str  # the wallet balance, a decimal string ("12.34"); negative in overdraft
+    balance: str = Field(
+        description=(
+            "the platform wallet balance, a decimal string; negative in overdraft. For a "
+            "meter-side account it is only money not yet downloaded to the meter (normally "
+            "0.00): what the tenant has left is meter_balance.remaining"
+        )
+    )
     currency: str
     supply: str  # "on" | "off"
     days_of_credit_left: str | None  # at the recent pace, rounded down to 0.1 day; null: no use
+    meter_balance: MeterBalanceOut | None = Field(
+        description="meter-side accounts: the money on the prepaid meter; null: platform-side"
+    )
+
+    @staticmethod
+    def resolve_meter_balance(obj: Any) -> dict[str, Any] | None:
+        from meterpay.apps.wallets.meter_side import meter_side_view
+
+        view = meter_side_view(obj)
+        if view is None:
+            return None
+        balance = view.balance
+        return {
+            "meter_id": None if view.meter is None else view.meter.pk,
+            "remaining": None if view.meter_balance is None else str(view.meter_balance),
+            "reported_at": None if balance is None else balance.reported_at,
+            "purchase_count": None if balance is None else balance.purchase_count,
+            "confirmed_purchase_count": None if balance is None else balance.confirmed_count,
+            "downloaded": str(view.on_meter),
+            "pending_commands": len(view.open_commands),
+            "open_discrepancies": len(view.discrepancies),
+        }
 
     @staticmethod
     def resolve_balance(obj: Any) -> str:

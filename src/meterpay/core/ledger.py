@@ -75,6 +75,7 @@ class AccountKind(StrEnum):
     REVENUE = "revenue"  # per charge type
     REFUNDS_PAYABLE = "refunds_payable"  # refunds decided but not yet paid out
     RECEIVABLE = "receivable"  # per customer account: arrears left at account closure
+    ON_METER = "on_meter"  # per customer account: the tenant's money downloaded to the meter
 
 
 NORMAL_SIDE: dict[AccountKind, Side] = {
@@ -85,11 +86,18 @@ NORMAL_SIDE: dict[AccountKind, Side] = {
     AccountKind.REVENUE: Side.CREDIT,
     AccountKind.REFUNDS_PAYABLE: Side.CREDIT,
     AccountKind.RECEIVABLE: Side.DEBIT,
+    AccountKind.ON_METER: Side.CREDIT,
 }
 
 # Kinds that exist once per customer account, provider or charge type.
 _QUALIFIED = frozenset(
-    {AccountKind.WALLET, AccountKind.CLEARING, AccountKind.REVENUE, AccountKind.RECEIVABLE}
+    {
+        AccountKind.WALLET,
+        AccountKind.CLEARING,
+        AccountKind.REVENUE,
+        AccountKind.RECEIVABLE,
+        AccountKind.ON_METER,
+    }
 )
 # No ':' in a qualifier, so an account code parses back unambiguously.
 _QUALIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
@@ -163,6 +171,10 @@ def wallet_account(account_id: str) -> LedgerAccount:
 
 def receivable_account(account_id: str) -> LedgerAccount:
     return LedgerAccount(AccountKind.RECEIVABLE, account_id)
+
+
+def on_meter_account(account_id: str) -> LedgerAccount:
+    return LedgerAccount(AccountKind.ON_METER, account_id)
 
 
 def revenue_account(charge_type: ChargeType) -> LedgerAccount:
@@ -516,6 +528,37 @@ def build_refund(
         occurred_at,
         memo or f"refund to {channel}",
         [(wallet, minor), (target, -minor)],
+        currency,
+    )
+
+
+def build_meter_credit(
+    *,
+    account_id: str,
+    amount_minor: int,
+    to_meter: bool,
+    reference: str,
+    occurred_at: datetime,
+    currency: str = "CNY",
+    memo: str = "",
+) -> JournalEntry:
+    """A meter-side account's money moves between its wallet and its meter.
+
+    ``to_meter``: a credit download, Dr wallet, Cr on the meter; otherwise money comes back
+    (a failed download, an energy refund): Dr on the meter, Cr wallet. ``reference`` names the
+    event (the download's command), so each move is posted once.
+    """
+    if not isinstance(amount_minor, int) or isinstance(amount_minor, bool) or amount_minor <= 0:
+        raise InvalidAmount(f"a credit move is positive int minor units, got {amount_minor!r}")
+    wallet, meter = wallet_account(account_id), on_meter_account(account_id)
+    movement = "meter-credit" if to_meter else "meter-credit-back"
+    key = make_idempotency_key(movement=movement, parts=[wallet.code, reference])
+    source, target = (wallet, meter) if to_meter else (meter, wallet)
+    return _entry(
+        key,
+        occurred_at,
+        memo or ("credit download to the meter" if to_meter else "credit back from the meter"),
+        [(source, amount_minor), (target, -amount_minor)],
         currency,
     )
 

@@ -26,6 +26,7 @@ from django.core.exceptions import ValidationError
 from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
+from meterpay.apps.control import credit
 from meterpay.apps.control import selectors as control_selectors
 from meterpay.apps.control import services as control
 from meterpay.apps.control.models import MeterCommand
@@ -35,7 +36,13 @@ from meterpay.apps.readings.models import GatewayLink
 from meterpay.apps.wallets.tasks import meters_deduct_task
 from meterpay.gateway.meters import MeterSpec
 from meterpay.gateway.process import CommandJob, MeterPlan, supply_of
-from meterpay.gateway.readings import CommandResult, ElectricityReading, MeterProtocol, MeterReading
+from meterpay.gateway.readings import (
+    CommandResult,
+    ElectricityReading,
+    MeterProtocol,
+    MeterReading,
+    PurchaseState,
+)
 
 log = logging.getLogger("meterpay.gateway")
 
@@ -48,6 +55,11 @@ def normalise_address(protocol: str, address: str) -> str:
     if protocol == MeterProtocol.MODBUS:
         return str(int(address)) if address.isdigit() else address
     return address.rjust(12 if protocol == MeterProtocol.DLT645 else 14, "0")
+
+
+def _minor(money: Decimal | None) -> int | None:
+    """DL/T 645 money (CNY, two decimals) in fen."""
+    return None if money is None else int(money.scaleb(2).to_integral_value())
 
 
 @dataclass
@@ -160,6 +172,7 @@ class DbPort:
             control.supply_state_reported(
                 meter=meter, reported=supply_of(reading), at=reading.read_at
             )
+            self._balances_reported([(meter_id, reading)])
         except ValidationError as exc:
             log.warning("reading of meter %s refused: %s", meter.address, "; ".join(exc.messages))
         return meter_id
@@ -249,6 +262,7 @@ class DbPort:
         self.stats["intervals"] += outcome.intervals
         self.stats["duplicates"] += outcome.duplicates
         self._supply_reported(seen)
+        self._balances_reported(seen)
         if outcome.intervals:
             # Deduction runs in the job worker, after this commit: the gateway keeps polling.
             ids = sorted({meter_id for meter_id, _ in seen})
@@ -292,6 +306,59 @@ class DbPort:
                 log.warning("state of meter %s refused: %s", meter.address, "; ".join(exc.messages))
                 continue
             self._supply[meter_id] = state
+
+    def _balances_reported(self, seen: Sequence[tuple[int, MeterReading]]) -> None:
+        """Mirror the remaining money and purchase count prepaid meters report."""
+        reports = [
+            credit.BalanceReport(
+                meter_id,
+                _minor(reading.remaining_money),
+                reading.purchase_count,
+                reading.read_at,
+            )
+            for meter_id, reading in seen
+            if isinstance(reading, ElectricityReading)
+            and (reading.remaining_money is not None or reading.purchase_count is not None)
+        ]
+        if reports:
+            credit.meter_balances_reported(reports=reports)
+
+    def _credit_checked(
+        self,
+        command_id: UUID,
+        state: PurchaseState | None,
+        sent: bool,
+        error: str,
+        refused: bool,
+    ) -> int | None:
+        self._flush_sync()
+        return credit.meter_credit_checked(
+            command_id=command_id,
+            at=state.read_at if state is not None else timezone.now(),
+            sent=sent,
+            purchase_count=None if state is None else state.purchase_count,
+            remaining_minor=None if state is None else _minor(state.remaining_money),
+            remaining_before_minor=(
+                None if state is None else _minor(state.remaining_before_last_purchase)
+            ),
+            remaining_after_minor=(
+                None if state is None else _minor(state.remaining_after_last_purchase)
+            ),
+            error=error,
+            refused=refused,
+        )
+
+    async def credit_checked(
+        self,
+        command_id: UUID,
+        state: PurchaseState | None,
+        *,
+        sent: bool,
+        error: str = "",
+        refused: bool = False,
+    ) -> int | None:
+        result = await self._db(self._credit_checked, command_id, state, sent, error, refused)
+        return None if result is None else int(result)
 
     def _command_result(self, gateway: str, result: CommandResult) -> None:
         self._flush_sync()
@@ -347,7 +414,7 @@ class DbPort:
         if self._pickup is not None:
             close_old_connections()  # the pickup thread's own connection: drop it if broken
         due = control_selectors.commands_due(gateway_identifiers=gateways, now=timezone.now())
-        return [CommandJob(c.command_id, c.meter_id, c.kind, c.target) for c in due]
+        return [CommandJob(c.command_id, c.meter_id, c.kind, c.target, c.amount_minor) for c in due]
 
     def _pickup_executor(self) -> ThreadPoolExecutor | None:
         """PostgreSQL: command pickup has a thread and connection of its own, so a command never

@@ -16,6 +16,7 @@ from meterpay.gateway.readings import (
     ElectricityReading,
     EnergyRegisters,
     MeterProtocol,
+    PurchaseState,
     RelayState,
     WaterReading,
 )
@@ -125,6 +126,42 @@ class Dlt645Meter:
         except ExceptionReply as exc:
             raise CommandRejected(str(exc)) from None
         return RelayState.OPEN if command is Command.RELAY_TRIP else RelayState.CLOSED
+
+    async def read_purchase_state(self) -> PurchaseState:
+        """Purchase count, remaining money and the last purchase record."""
+        count = await self._one(dlt645.PURCHASE_COUNT)
+        if count is None:
+            raise MeterProtocolError("the meter reports no purchase count: not a prepaid meter")
+        return PurchaseState(
+            purchase_count=int(count),
+            remaining_money=await self._one(dlt645.REMAINING_MONEY),
+            remaining_before_last_purchase=await self._one(dlt645.REMAINING_BEFORE_LAST_PURCHASE),
+            remaining_after_last_purchase=await self._one(dlt645.REMAINING_AFTER_LAST_PURCHASE),
+        )
+
+    async def write_credit(
+        self, operation: dlt645.CreditOperation, amount: Decimal, purchase_count: int
+    ) -> None:
+        """Send a purchase or refund; :class:`CommandRejected` if the meter refuses it."""
+        request = dlt645.credit_write_request(
+            self.address,
+            operation,
+            amount=amount,
+            purchase_count=purchase_count,
+            password=self.spec.password,
+            operator_code=self.spec.operator_code,
+        )
+        reply = await self.bus.transact(
+            dlt645.encode_frame(request),
+            dlt645.Dlt645Framer(),
+            lambda f: (
+                f.is_reply and f.function == dlt645.Function.WRITE and f.address == self.address
+            ),
+        )
+        try:
+            dlt645.parse_write_reply(reply)
+        except ExceptionReply as exc:
+            raise CommandRejected(str(exc)) from None
 
     async def sync_time(self, moment: datetime) -> None:
         """Broadcast the time to every meter on the bus (no reply)."""
@@ -287,3 +324,29 @@ async def execute(bus: BusClient, spec: MeterSpec, command: Command) -> str:
     if command not in (Command.RELAY_TRIP, Command.RELAY_CLOSE):
         raise MeterProtocolError("electricity meters have a relay, not a valve")
     return (await driver.set_relay(command)).value
+
+
+#: Credit command kinds (the control app's names) and the DL/T 645 write that carries them.
+CREDIT_OPERATIONS = {
+    "credit_download": dlt645.CreditOperation.PURCHASE,
+    "credit_refund": dlt645.CreditOperation.REFUND,
+}
+
+
+def _prepaid(bus: BusClient, spec: MeterSpec) -> Dlt645Meter:
+    if spec.protocol is not MeterProtocol.DLT645:
+        raise MeterProtocolError("credit goes to DL/T 645 prepaid meters only")
+    return Dlt645Meter(bus, spec)
+
+
+async def read_purchase_state(bus: BusClient, spec: MeterSpec) -> PurchaseState:
+    return await _prepaid(bus, spec).read_purchase_state()
+
+
+async def write_credit(
+    bus: BusClient, spec: MeterSpec, kind: str, amount_minor: int, purchase_count: int
+) -> None:
+    """Send a credit download (``amount_minor`` fen added) or refund (left on the meter)."""
+    await _prepaid(bus, spec).write_credit(
+        CREDIT_OPERATIONS[kind], Decimal(amount_minor).scaleb(-2), purchase_count
+    )

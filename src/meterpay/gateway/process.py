@@ -35,6 +35,7 @@ from meterpay.gateway.readings import (
     CommandResult,
     ElectricityReading,
     MeterReading,
+    PurchaseState,
     RelayState,
 )
 from meterpay.protocols.errors import ProtocolError
@@ -63,6 +64,7 @@ class CommandJob:
     meter_id: int
     kind: str
     target: str  # "on" | "off"
+    amount_minor: int | None = None  # credit commands: the money to add / to leave
 
 
 class Store(Protocol):
@@ -80,6 +82,17 @@ class Store(Protocol):
     async def command_not_done(self, command_id: UUID, error: str, *, refused: bool) -> None: ...
 
     async def poll_failed(self, meter_id: int, error: str) -> None: ...
+
+    async def credit_checked(
+        self,
+        command_id: UUID,
+        state: PurchaseState | None,
+        *,
+        sent: bool,
+        error: str = "",
+        refused: bool = False,
+    ) -> int | None:
+        """A credit command's purchase state read; the purchase number to send, or None."""
 
     async def housekeeping(self, connected: Sequence[str]) -> None:
         """Periodic: gateways' last_seen, expiry of undeliverable commands."""
@@ -205,6 +218,9 @@ class BusWorker:
         plan = self.plans.get(job.meter_id)
         if plan is None:
             return None
+        if job.kind in drivers.CREDIT_OPERATIONS:
+            await self.execute_credit(job, plan)
+            return None
         attempt = await self.store.claim(job.command_id)
         if attempt is None:
             return None  # taken, superseded or finished meanwhile
@@ -242,6 +258,38 @@ class BusWorker:
             return
         error = result.error or f"acknowledged, but the meter reports supply {status or 'unknown'}"
         await self.store.command_not_done(job.command_id, error, refused=sent.refused)
+
+    async def _purchase_state(self, plan: MeterPlan) -> tuple[PurchaseState | None, str]:
+        try:
+            return await drivers.read_purchase_state(self.session.bus, plan.spec), ""
+        except (GatewayError, ProtocolError) as exc:
+            return None, str(exc)
+
+    async def execute_credit(self, job: CommandJob, plan: MeterPlan) -> None:
+        """Read the purchase count, send under the next number, read again: the count decides.
+
+        A lost reply is harmless: the meter applies one purchase number once, and the read
+        after (or the next attempt's read before) sees whether it did.
+        """
+        if await self.store.claim(job.command_id) is None:
+            return
+        state, error = await self._purchase_state(plan)
+        number = await self.store.credit_checked(job.command_id, state, sent=False, error=error)
+        if number is None:
+            return
+        refused = False
+        try:
+            await drivers.write_credit(
+                self.session.bus, plan.spec, job.kind, job.amount_minor or 0, number
+            )
+        except CommandRejected as exc:
+            refused, error = True, str(exc)
+        except (GatewayError, ProtocolError) as exc:
+            error = str(exc)
+        state, read_error = await self._purchase_state(plan)
+        await self.store.credit_checked(
+            job.command_id, state, sent=True, error=error or read_error, refused=refused
+        )
 
     async def run(self, now: Callable[[], float]) -> None:
         confirming = asyncio.create_task(self.confirm_sent())

@@ -88,6 +88,17 @@ class WaterReading:
 type MeterReading = ElectricityReading | WaterReading
 
 
+@dataclass(frozen=True, slots=True)
+class PurchaseState:
+    """A prepaid meter's purchase count, remaining money and last purchase record (CNY)."""
+
+    purchase_count: int
+    remaining_money: Decimal | None
+    remaining_before_last_purchase: Decimal | None
+    remaining_after_last_purchase: Decimal | None
+    read_at: datetime = field(default_factory=_now)
+
+
 class Command(StrEnum):
     RELAY_TRIP = "relay_trip"
     RELAY_CLOSE = "relay_close"

@@ -40,12 +40,24 @@ Relay control (0x1C)::
                                                        0x1C close directly
     reply    L = 0 (C = 0x9C) or DATA = ERR (C = 0xDC)
 
+Purchase (credit download) and refund, written with 0x14::
+
+    request  DATA = DI0..DI3  PA P0 P1 P2  C0 C1 C2 C3  amount (4, BCD 0.01 CNY)  count (2, BCD)
+                   PURCHASE   password     operator     money to add
+                   REFUND                               remaining money to leave on the meter
+    reply    L = 0 (C = 0x94) or DATA = ERR (C = 0xD4)
+
+The meter accepts a purchase or refund only when ``count`` is its purchase count + 1, so a
+repeated frame (a lost reply, a retry) is answered but not applied twice. It keeps the last
+purchase record (amount, remaining money before and after) readable at 0333xx01.
+
 Broadcast time (0x08, address 999999999999, no reply)::
 
     DATA = ss mm hh DD MM YY (BCD)
 
-meterpay sends relay control in plaintext as the 2007 base standard describes; meters
-that require ESAM-encrypted control (State Grid smart meters) are out of scope.
+meterpay sends relay control, purchases and refunds in plaintext as the 2007 base standard
+describes; meters that require ESAM-encrypted control (State Grid smart meters take a purchase
+through the security-authenticated function 0x03 with MACs) are out of scope.
 """
 
 from __future__ import annotations
@@ -332,6 +344,12 @@ REMAINING_ENERGY = 0x00900100
 REMAINING_MONEY = 0x00900200
 OVERDRAFT_MONEY = 0x00900201
 PURCHASE_COUNT = 0x03330201
+LAST_PURCHASE_AMOUNT = 0x03330301
+REMAINING_BEFORE_LAST_PURCHASE = 0x03330401
+REMAINING_AFTER_LAST_PURCHASE = 0x03330501
+#: Written with 0x14: add money (purchase) / set the remaining money (refund); see above.
+PURCHASE = 0x070104FF
+REFUND = 0x070103FF
 
 #: Status word 3 bit 4: relay state (0 = closed / conducting, 1 = open / tripped).
 STATUS3_RELAY_OPEN: Final = 1 << 4
@@ -364,6 +382,15 @@ REGISTRY: Final[dict[int, DataIdentifier]] = {
         DataIdentifier(REMAINING_MONEY, "remaining money (prepaid)", "CNY", (_MONEY,)),
         DataIdentifier(OVERDRAFT_MONEY, "overdraft money (prepaid)", "CNY", (_MONEY,)),
         DataIdentifier(PURCHASE_COUNT, "total purchase count after last purchase", "", (_COUNT,)),
+        DataIdentifier(LAST_PURCHASE_AMOUNT, "amount of the last purchase", "CNY", (_MONEY,)),
+        DataIdentifier(
+            REMAINING_BEFORE_LAST_PURCHASE, "remaining money before last purchase", "CNY", (_MONEY,)
+        ),
+        DataIdentifier(
+            REMAINING_AFTER_LAST_PURCHASE, "remaining money after last purchase", "CNY", (_MONEY,)
+        ),
+        DataIdentifier(PURCHASE, "purchase: amount, purchase count", "CNY", (_MONEY, _COUNT)),
+        DataIdentifier(REFUND, "refund: remaining money, purchase count", "CNY", (_MONEY, _COUNT)),
     )
 }
 
@@ -523,3 +550,79 @@ def parse_time_sync(frame: Dlt645Frame) -> datetime:
     if frame.function != Function.BROADCAST_TIME or len(frame.data) != 6:
         raise FrameError("not a DL/T 645 broadcast time frame")
     return _datetime_from_bcd(frame.data)
+
+
+class CreditOperation(IntEnum):
+    """The two credit writes, by their data identifier."""
+
+    PURCHASE = PURCHASE
+    REFUND = REFUND
+
+
+@dataclass(frozen=True, slots=True)
+class CreditWrite:
+    """A decoded purchase or refund write (0x14).
+
+    ``amount``: money to add (purchase) or the remaining money to leave (refund).
+    """
+
+    address: str
+    operation: CreditOperation
+    password: str
+    operator_code: str
+    amount: Decimal
+    purchase_count: int
+
+
+def credit_write_request(
+    address: str,
+    operation: CreditOperation,
+    *,
+    amount: Decimal,
+    purchase_count: int,
+    password: str,
+    operator_code: str,
+) -> Dlt645Frame:
+    """A purchase (credit download) or refund write; see the module docstring for the layout."""
+    if operation is CreditOperation.PURCHASE and amount <= 0:
+        raise EncodeError(f"a purchase adds a positive amount, got {amount}")
+    if not 1 <= purchase_count <= 9999:
+        raise EncodeError(f"purchase count must be 1..9999, got {purchase_count}")
+    entry = lookup(operation)
+    data = (
+        entry.wire
+        + _password_to_wire(password)
+        + _operator_to_wire(operator_code)
+        + entry.encode_values([amount, purchase_count])
+    )
+    return Dlt645Frame(address, Function.WRITE, data)
+
+
+def parse_credit_write(frame: Dlt645Frame) -> CreditWrite:
+    """Decode a purchase or refund write (used by meters and simulators)."""
+    if frame.is_reply or frame.function != Function.WRITE or len(frame.data) < 4:
+        raise FrameError("not a DL/T 645 write request")
+    di = int.from_bytes(frame.data[:4], "little")
+    try:
+        operation = CreditOperation(di)
+    except ValueError:
+        raise UnknownDataIdentifier(di, "DL/T 645") from None
+    data = frame.data
+    if len(data) != 12 + lookup(di).length:
+        raise FrameError(f"credit write: expected {12 + lookup(di).length} bytes, got {len(data)}")
+    password = (data[4:5] + data[5:8][::-1]).hex().upper()
+    operator_code = data[8:12][::-1].hex().upper()
+    amount, count = lookup(di).decode_values(data[12:])
+    return CreditWrite(
+        frame.address, operation, password, operator_code, Decimal(amount), int(count)
+    )
+
+
+def write_reply(address: str) -> Dlt645Frame:
+    """Normal write reply (0x94, no data)."""
+    return Dlt645Frame(address, REPLY_BIT | Function.WRITE)
+
+
+def parse_write_reply(frame: Dlt645Frame) -> None:
+    """Accept a 0x94 reply; raise :class:`ExceptionReply` for 0xD4."""
+    _raise_if_error(frame, Function.WRITE)

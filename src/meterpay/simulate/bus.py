@@ -33,7 +33,7 @@ class FaultPlan:
     force the next N occurrences, for tests.
 
     - drop: the request never reaches the meter (no action, no reply)
-    - lose_ack: a relay/valve command acts but its reply is lost
+    - lose_ack: a command (relay, valve, credit write) acts but its reply is lost
     - corrupt: the reply's checksum/CRC byte is flipped
     - split: the reply is written in pieces with short pauses
     - delay: seconds before every reply

@@ -2,7 +2,8 @@
 
 - :class:`VirtualElectricityMeter` — DDSY1352 (single phase) / DTSY1352 (three phase)
   prepaid meter: TOU energy registers, instantaneous values, relay, remaining money and
-  purchase count; answered by :class:`Dlt645Responder` or :class:`ModbusResponder`.
+  purchase count, purchases and refunds (the purchase-count rule); answered by
+  :class:`Dlt645Responder` or :class:`ModbusResponder`.
 - :class:`VirtualWaterMeter` — CJ/T 188 valve water meter; :class:`Cjt188Responder`.
 
 Consumption accrues lazily: every request first advances the meter to its clock's
@@ -51,6 +52,10 @@ class VirtualElectricityMeter:
     prepaid: bool = True
     remaining_money: Decimal = Decimal("100.00")
     purchase_count: int = 1
+    #: The last purchase record (DL/T 645 0333xx01): amount, remaining before and after.
+    last_purchase_amount: Decimal = Decimal(0)
+    remaining_before_last_purchase: Decimal = Decimal(0)
+    remaining_after_last_purchase: Decimal = Decimal(0)
     price_per_kwh: Decimal = Decimal("0.60")
     password: str = "02000000"
     #: Refuse relay commands whose expiry lies in the meter's past. Turn off when the
@@ -120,9 +125,36 @@ class VirtualElectricityMeter:
             self.close_permitted = False
 
     def top_up(self, amount: Decimal) -> None:
+        """A purchase made at the meter itself (a card, a local terminal): not the platform's."""
         self.advance()
-        self.remaining_money += amount
+        self._record_purchase(self.remaining_money + amount)
+
+    def _record_purchase(self, remaining_after: Decimal) -> None:
+        before = _floor(self.remaining_money, CENT)
+        self.remaining_money = remaining_after
         self.purchase_count += 1
+        self.last_purchase_amount = max(_floor(remaining_after, CENT) - before, Decimal(0))
+        self.remaining_before_last_purchase = before
+        self.remaining_after_last_purchase = _floor(remaining_after, CENT)
+
+    def credit(self, operation: dlt645.CreditOperation, amount: Decimal, count: int) -> bool:
+        """Apply a purchase (add ``amount``) or refund (leave ``amount``) numbered ``count``.
+
+        Only the next purchase number is applied; the current one is answered as done without
+        applying it again (a repeated frame). False: refused.
+        """
+        self.advance()
+        if count == self.purchase_count:
+            return True
+        if count != self.purchase_count + 1:
+            return False
+        if operation is dlt645.CreditOperation.PURCHASE:
+            self._record_purchase(self.remaining_money + amount)
+        else:
+            if amount > self.remaining_money:
+                return False  # a refund never adds money
+            self._record_purchase(amount)
+        return True
 
     def energy_registers(self) -> list[Decimal]:
         """Total + tariffs 1-4 as the meter displays them (0.01 kWh, truncated)."""
@@ -185,7 +217,7 @@ class Dlt645Responder:
         return dlt645.encode_frame(frame)
 
     def is_command(self, frame: dlt645.Dlt645Frame) -> bool:
-        return frame.function == dlt645.Function.RELAY_CONTROL
+        return frame.function in (dlt645.Function.RELAY_CONTROL, dlt645.Function.WRITE)
 
     def _values(self, di: int) -> list[dlt645.Value] | None:
         meter = self.meter
@@ -202,6 +234,9 @@ class Dlt645Responder:
             dlt645.POWER_FACTOR_TOTAL: meter.power_factor,
             dlt645.REMAINING_MONEY: _floor(meter.remaining_money, CENT),
             dlt645.PURCHASE_COUNT: Decimal(meter.purchase_count),
+            dlt645.LAST_PURCHASE_AMOUNT: meter.last_purchase_amount,
+            dlt645.REMAINING_BEFORE_LAST_PURCHASE: meter.remaining_before_last_purchase,
+            dlt645.REMAINING_AFTER_LAST_PURCHASE: meter.remaining_after_last_purchase,
         }
         if di in single:
             return [single[di]]
@@ -249,6 +284,8 @@ class Dlt645Responder:
             return dlt645.read_reply(meter.address, di, values)
         if frame.function == dlt645.Function.RELAY_CONTROL:
             return self._relay(frame)
+        if frame.function == dlt645.Function.WRITE:
+            return self._credit(frame)
         return dlt645.error_reply(meter.address, frame.function, dlt645.ERROR_OTHER)
 
     def _relay(self, frame: dlt645.Dlt645Frame) -> dlt645.Dlt645Frame:
@@ -268,6 +305,20 @@ class Dlt645Responder:
         else:
             meter.close_permitted = True
         return dlt645.relay_control_reply(meter.address)
+
+    def _credit(self, frame: dlt645.Dlt645Frame) -> dlt645.Dlt645Frame:
+        meter = self.meter
+        try:
+            write = dlt645.parse_credit_write(frame)
+        except ProtocolError:
+            return dlt645.error_reply(meter.address, frame.function, dlt645.ERROR_OTHER)
+        if write.password != meter.password:
+            return dlt645.error_reply(meter.address, frame.function, dlt645.ERROR_UNAUTHORISED)
+        if not meter.prepaid or not meter.credit(
+            write.operation, write.amount, write.purchase_count
+        ):
+            return dlt645.error_reply(meter.address, frame.function, dlt645.ERROR_OTHER)
+        return dlt645.write_reply(meter.address)
 
 
 class ModbusResponder:

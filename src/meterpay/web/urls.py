@@ -39,6 +39,11 @@ console = (
         path("accounts/<int:account_id>/tariffs/", tariffs.account_tariffs, name="account_tariffs"),
         path("meters/", meters.meter_list, name="meter_list"),
         path("meters/new/", meters.meter_create, name="meter_create"),
+        path(
+            "meters/discrepancies/",
+            meters.balance_discrepancies,
+            name="balance_discrepancies",
+        ),
         path("meters/<int:meter_id>/", meters.meter_detail, name="meter_detail"),
         path("meters/<int:meter_id>/commands/", meters.meter_commands, name="meter_commands"),
         path("gateways/", meters.gateway_list, name="gateway_list"),

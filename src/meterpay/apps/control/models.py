@@ -28,6 +28,8 @@ class MeterCommand(OrgOwned):
         RELAY_CLOSE = "relay_close", _("Close relay")
         VALVE_OPEN = "valve_open", _("Open valve")
         VALVE_CLOSE = "valve_close", _("Close valve")
+        CREDIT_DOWNLOAD = "credit_download", _("Credit download")
+        CREDIT_REFUND = "credit_refund", _("Energy refund")
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")
@@ -43,6 +45,7 @@ class MeterCommand(OrgOwned):
         BALANCE_RULE = "balance_rule", _("Balance rule")
         BATCH_TASK = "batch_task", _("Batch task")
         API = "api", _("API")
+        RECHARGE = "recharge", _("Recharge")
 
     #: Not sent yet, or sent with its outcome still open.
     OPEN_STATUSES = (Status.PENDING, Status.SENT, Status.ACKNOWLEDGED)
@@ -52,7 +55,10 @@ class MeterCommand(OrgOwned):
     meter = models.ForeignKey(
         "meters.Meter", on_delete=models.PROTECT, related_name="commands", verbose_name=_("meter")
     )
-    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
+    #: Money commands of a meter-side account; never superseded, each with its purchase number.
+    CREDIT_KINDS = (Kind.CREDIT_DOWNLOAD, Kind.CREDIT_REFUND)
+
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
     requested_by = models.CharField(_("requested by"), max_length=16, choices=Requester.choices)
     requested_by_user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -86,6 +92,14 @@ class MeterCommand(OrgOwned):
         verbose_name=_("superseded by"),
     )
     outcome = models.CharField(_("outcome"), max_length=300, blank=True)
+    #: Credit download: the money to add; energy refund: the money to leave on the meter.
+    amount_minor = models.BigIntegerField(_("amount (minor units)"), null=True, blank=True)
+    #: The meter's purchase count this command makes; fixed when it is first sent.
+    purchase_number = models.PositiveIntegerField(_("purchase number"), null=True, blank=True)
+    #: What the meter confirmed: money added (download) or taken back (energy refund).
+    confirmed_amount_minor = models.BigIntegerField(
+        _("confirmed amount (minor units)"), null=True, blank=True
+    )
 
     class Meta:
         verbose_name = _("meter command")
@@ -108,6 +122,10 @@ class MeterCommand(OrgOwned):
         return (
             Supply.ON if self.kind in (self.Kind.RELAY_CLOSE, self.Kind.VALVE_OPEN) else Supply.OFF
         )
+
+    @property
+    def is_credit(self) -> bool:
+        return self.kind in self.CREDIT_KINDS
 
     @property
     def is_final(self) -> bool:
@@ -133,3 +151,70 @@ class MeterSupplyState(OrgOwned):
 
     def __str__(self) -> str:
         return f"meter {self.meter_id}: desired {self.desired}, reported {self.reported}"
+
+
+class MeterBalance(OrgOwned):
+    """The money a prepaid meter reports (its mirror), and what the platform confirmed on it.
+
+    ``managed``: the platform downloads credit to this meter (a meter-side account), so its
+    reports are compared with the platform's and differences are flagged.
+    """
+
+    meter = models.OneToOneField(
+        "meters.Meter", on_delete=models.CASCADE, related_name="balance", verbose_name=_("meter")
+    )
+    remaining_minor = models.BigIntegerField(_("remaining money"), null=True, blank=True)
+    purchase_count = models.PositiveIntegerField(_("purchase count"), null=True, blank=True)
+    reported_at = models.DateTimeField(_("reported at"), null=True, blank=True)
+    managed = models.BooleanField(_("credit managed by the platform"), default=False)
+    #: The purchase count after the platform's last confirmed download or refund.
+    confirmed_count = models.PositiveIntegerField(
+        _("confirmed purchase count"), null=True, blank=True
+    )
+    #: The most the meter can hold: what it held when first managed, plus confirmed downloads,
+    #: reset by each confirmed refund.
+    credited_minor = models.BigIntegerField(_("credited"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("meter balance")
+        verbose_name_plural = _("meter balances")
+
+    def __str__(self) -> str:
+        return f"meter {self.meter_id}: {self.remaining_minor} after purchase {self.purchase_count}"
+
+
+class BalanceDiscrepancy(OrgOwned):
+    """A meter's reported money or purchase count that the platform's records do not explain."""
+
+    class Kind(models.TextChoices):
+        PURCHASE_COUNT = "purchase_count", _("Purchase count differs")
+        UNEXPLAINED_RISE = "rise", _("Remaining money rose without a download")
+        ABOVE_CREDITED = "above_credited", _("Remaining money above what was downloaded")
+
+    meter = models.ForeignKey(
+        "meters.Meter",
+        on_delete=models.PROTECT,
+        related_name="balance_discrepancies",
+        verbose_name=_("meter"),
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    detail = models.CharField(_("detail"), max_length=300)
+    detected_at = models.DateTimeField(_("detected at"))
+    cleared_at = models.DateTimeField(_("cleared at"), null=True, blank=True)
+    cleared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("cleared by"),
+    )
+    clear_note = models.CharField(_("note"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("balance discrepancy")
+        verbose_name_plural = _("balance discrepancies")
+        ordering = ["-detected_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"meter {self.meter_id}: {self.get_kind_display()}"

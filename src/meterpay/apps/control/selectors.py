@@ -5,9 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from meterpay.apps.control.models import MeterCommand, MeterSupplyState
+from meterpay.apps.control.models import (
+    BalanceDiscrepancy,
+    MeterBalance,
+    MeterCommand,
+    MeterSupplyState,
+)
 from meterpay.apps.meters.models import Meter
 
 
@@ -27,10 +32,19 @@ def supply_state(meter: Meter) -> MeterSupplyState | None:
 def commands_due(
     *, gateway_identifiers: Iterable[str], now: datetime, limit: int = 100
 ) -> list[MeterCommand]:
-    """Due pending commands of meters with no other command in flight, oldest first."""
+    """Due pending commands of meters with no other command in flight, oldest first.
+
+    Credit commands of a meter go one after the other, in the order they were requested.
+    """
     in_flight = MeterCommand.objects.filter(
         meter=OuterRef("meter"),
         status__in=(MeterCommand.Status.SENT, MeterCommand.Status.ACKNOWLEDGED),
+    )
+    older_credit = MeterCommand.objects.filter(
+        meter=OuterRef("meter"),
+        kind__in=MeterCommand.CREDIT_KINDS,
+        status__in=MeterCommand.OPEN_STATUSES,
+        id__lt=OuterRef("id"),
     )
     qs = (
         MeterCommand.objects.filter(
@@ -39,7 +53,32 @@ def commands_due(
             meter__gateway__identifier__in=list(gateway_identifiers),
         )
         .exclude(Exists(in_flight))
+        .exclude(Q(kind__in=MeterCommand.CREDIT_KINDS) & Q(Exists(older_credit)))
         .select_related("meter__gateway", "meter__organisation")
         .order_by("created_at", "id")
     )
     return list(qs[:limit])
+
+
+def meter_balance(meter: Meter) -> MeterBalance | None:
+    return MeterBalance.objects.filter(meter=meter).first()
+
+
+def open_credit_commands(meters: Iterable[Meter]) -> QuerySet[MeterCommand]:
+    """Credit downloads and energy refunds not finished yet, oldest first."""
+    return MeterCommand.objects.filter(
+        meter__in=list(meters),
+        kind__in=MeterCommand.CREDIT_KINDS,
+        status__in=MeterCommand.OPEN_STATUSES,
+    ).order_by("id")
+
+
+def discrepancies(
+    *, meters: Iterable[Meter] | None = None, open_only: bool = True
+) -> QuerySet[BalanceDiscrepancy]:
+    qs = BalanceDiscrepancy.objects.select_related("meter", "cleared_by")
+    if meters is not None:
+        qs = qs.filter(meter__in=list(meters))
+    if open_only:
+        qs = qs.filter(cleared_at__isnull=True)
+    return qs.order_by("-detected_at", "-id")

@@ -17,6 +17,7 @@ sending, a retry reads the meter first, and results for a finished command are i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -42,6 +43,10 @@ ELECTRICITY_KINDS = (MeterCommand.Kind.RELAY_TRIP, MeterCommand.Kind.RELAY_CLOSE
 WATER_KINDS = (MeterCommand.Kind.VALVE_OPEN, MeterCommand.Kind.VALVE_CLOSE)
 
 type Actor = Any
+
+#: Called as ``hook(command=..., actor=...)`` in the transaction that finishes a credit command
+#: (confirmed, failed, timed out): the wallets app moves the money that goes with it.
+CREDIT_FINISHED_HOOKS: list[Callable[..., None]] = []
 
 
 def _command_snapshot(command: MeterCommand) -> dict[str, Any]:
@@ -79,6 +84,9 @@ def _finish(
         before=before,
         after=_command_snapshot(command),
     )
+    if command.is_credit:
+        for hook in CREDIT_FINISHED_HOOKS:
+            hook(command=command, actor=actor)
     return command
 
 
@@ -165,9 +173,11 @@ def meter_command_request(
         actor=actor, action="meter_command.request", obj=command, after=_command_snapshot(command)
     )
     _notify_gateway(command)
-    contradicting = MeterCommand.objects.filter(
-        meter=meter, status=MeterCommand.Status.PENDING
-    ).exclude(pk=command.pk)
+    contradicting = (
+        MeterCommand.objects.filter(meter=meter, status=MeterCommand.Status.PENDING)
+        .exclude(pk=command.pk)
+        .exclude(kind__in=MeterCommand.CREDIT_KINDS)
+    )
     for old in contradicting.select_for_update():
         old.superseded_by = command
         old.save(update_fields=["superseded_by"])
@@ -289,6 +299,7 @@ def supply_state_reported(
         MeterCommand.objects.select_for_update()
         .filter(meter=meter, attempts__gt=0, sent_at__isnull=False)
         .exclude(status=MeterCommand.Status.SUPERSEDED)
+        .exclude(kind__in=MeterCommand.CREDIT_KINDS)
         .order_by("-sent_at", "-id")
         .first()
     )

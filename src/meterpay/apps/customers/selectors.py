@@ -50,7 +50,7 @@ def rooms_filtered(user: Any, params: dict[str, str]) -> QuerySet[Room]:
     if params.get("status") in ROOM_STATUSES:
         rooms = rooms.filter(occupancy=params["status"])
     if params.get("q"):
-        q = params["q"]
+        q = params["q"].replace("\x00", "")  # PostgreSQL text never holds NUL: not a match
         rooms = rooms.filter(Q(number__icontains=q) | Q(customer_name__icontains=q))
     return rooms
 

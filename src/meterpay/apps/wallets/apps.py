@@ -11,3 +11,9 @@ class Config(AppConfig):
 
         if settle_on_close not in ACCOUNT_CLOSE_HOOKS:
             ACCOUNT_CLOSE_HOOKS.append(settle_on_close)
+
+        from meterpay.apps.control.services import CREDIT_FINISHED_HOOKS
+        from meterpay.apps.wallets.meter_side import credit_finished
+
+        if credit_finished not in CREDIT_FINISHED_HOOKS:
+            CREDIT_FINISHED_HOOKS.append(credit_finished)

@@ -86,6 +86,7 @@ class JournalEntry(_Immutable, OrgOwned):
         REFUND_PAYOUT = "refund_payout", _("Refund paid out")
         REVERSAL = "reversal", _("Reversal")
         ARREARS = "arrears", _("Arrears at closure")
+        METER_CREDIT = "meter_credit", _("Credit on the meter")
 
     idempotency_key = models.CharField(_("idempotency key"), max_length=255)
     occurred_at = models.DateTimeField(_("occurred at"))

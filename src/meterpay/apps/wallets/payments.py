@@ -323,8 +323,10 @@ def _apply(
         notification=notification,
         remote_addr=remote_addr,
     )
+    from meterpay.apps.wallets.meter_side import recharge_download
     from meterpay.apps.wallets.supply import wallet_evaluate
 
+    recharge_download(actor=ACTOR, entry=posted.entry)
     wallet_evaluate(wallet=wallet, now=timezone.now())
     return NotificationResult(True, "credited", detail)
 

@@ -373,6 +373,10 @@ def _recharge_post(
     recharge.paid_at = entry.occurred_at
     recharge.balance_after_minor = wallet.balance_minor
     recharge.save(update_fields=["status", "entry", "paid_at", "balance_after_minor"])
+    if posted.created:
+        from meterpay.apps.wallets.meter_side import recharge_download
+
+        recharge_download(actor=actor, entry=posted.entry)
     _evaluate(wallet)
 
 
@@ -637,6 +641,8 @@ def entry_reverse(*, actor: Actor, entry: JournalEntry, reason: str) -> JournalE
         raise WalletError({"reason": "a reversal needs a reason"})
     if entry.kind == JournalEntry.Kind.REVERSAL:
         raise WalletError({"entry": "a reversal is not reversed; post the right entry instead"})
+    if entry.kind == JournalEntry.Kind.METER_CREDIT:
+        raise WalletError({"entry": "money on the meter follows its download or energy refund"})
     reversal = ledger.build_reversal(
         original=stored_entry(entry), occurred_at=timezone.now(), reason=reason.strip()
     )

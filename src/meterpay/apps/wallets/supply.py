@@ -220,6 +220,9 @@ def wallet_evaluate(*, wallet: Wallet, now: datetime) -> rules.Decision:
     account = wallet.account
     if account.status not in (Account.Status.OPEN,):
         return rules.Decision(rules.SupplyAction.NOTHING, reason=f"account {account.status}")
+    if account.billing_side == Account.BillingSide.METER:
+        # the meter deducts and trips itself at zero; the wallet only passes money on to it
+        return rules.Decision(rules.SupplyAction.NOTHING, reason="meter-side account")
     row = policy_row(wallet.organisation_id)
     balance = _money(wallet.balance_minor, wallet.currency)
     amount = format_amount(balance, wallet.currency)

@@ -14,6 +14,7 @@ from meterpay.apps.customers import services
 from meterpay.apps.customers.models import Account, Customer
 from meterpay.apps.organisations.access import access_object, org_objects
 from meterpay.apps.tariffs import selectors as tariff_selectors
+from meterpay.apps.wallets.meter_side import meter_side_view
 from meterpay.apps.wallets.selectors import wallet_view
 from meterpay.core.roles import Permission
 from meterpay.web.forms import CustomerForm
@@ -159,5 +160,6 @@ def account_detail(request: HttpRequest, account_id: int) -> HttpResponse:
             "in_force": tariff_selectors.current_assignments(tariff_assignments, now),
             "now_utc": now,
             "wallet": wallet_view(account),
+            "meter_side": meter_side_view(account),
         },
     )

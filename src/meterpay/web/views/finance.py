@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from meterpay.apps.customers.models import Account
 from meterpay.apps.organisations.access import access_object, org_objects
 from meterpay.apps.users.models import User
-from meterpay.apps.wallets import services
+from meterpay.apps.wallets import meter_side, services
 from meterpay.apps.wallets.models import JournalEntry, Posting, Recharge, StatementImport
 from meterpay.apps.wallets.reconciliation import StatementRejected, statement_import
 from meterpay.apps.wallets.selectors import (
@@ -366,6 +366,15 @@ def finance_account(request: HttpRequest, account_id: int) -> HttpResponse:
                     idempotency_key=key,
                 )
                 messages.success(request, _("Refund recorded."))
+            elif action == "energy_refund":
+                meter_side.energy_refund_request(actor=user, account=account, idempotency_key=key)
+                messages.success(
+                    request,
+                    _("Energy refund sent to the meter; the wallet is credited once it confirms."),
+                )
+            elif action == "download_wallet":
+                meter_side.wallet_download(actor=user, account=account, idempotency_key=key)
+                messages.success(request, _("The wallet balance is being downloaded to the meter."))
             elif action == "reverse":
                 entry = access_object(user, JournalEntry, request.POST.get("entry"))
                 if entry.account_id != account.pk:
@@ -400,6 +409,7 @@ def finance_account(request: HttpRequest, account_id: int) -> HttpResponse:
             "form_key": uuid.uuid4().hex,
             "pending": Recharge.objects.filter(account=account, status=Recharge.Status.PENDING),
             "owed": _refunds_owed(account),
+            "meter_side": meter_side.meter_side_view(account),
         },
     )
 

@@ -9,11 +9,13 @@ from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 
+from meterpay.apps.control import credit as control_credit
 from meterpay.apps.control import selectors as control_selectors
 from meterpay.apps.control import services as control_services
-from meterpay.apps.control.models import MeterCommand
+from meterpay.apps.control.models import BalanceDiscrepancy, MeterCommand
 from meterpay.apps.meters import services
 from meterpay.apps.meters.models import Gateway, Meter
 from meterpay.apps.organisations.access import access_object, org_objects, require
@@ -112,7 +114,45 @@ def meter_detail(request: HttpRequest, meter_id: int) -> HttpResponse:
             "meter": meter,
             "replace_form": form,
             "replaces": replaces,
+            "meter_balance": control_selectors.meter_balance(meter),
+            "discrepancies": control_selectors.discrepancies(meters=[meter], open_only=False)[:10],
             **_connectivity_context(meter),
+        },
+    )
+
+
+@staff_view()
+def balance_discrepancies(request: HttpRequest) -> HttpResponse:
+    """Meter balances the platform's records do not explain; finance clears them."""
+    user: Any = request.user
+    if request.method == "POST":
+        if not user.can(Permission.RECORD_PAYMENTS):
+            deny()
+        flag = access_object(user, BalanceDiscrepancy, request.POST.get("discrepancy"))
+        try:
+            control_credit.discrepancy_clear(
+                actor=user, discrepancy=flag, note=request.POST.get("note", "")
+            )
+            messages.success(request, _("Discrepancy cleared."))
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+        target = request.POST.get("next", "")
+        if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+            return redirect(target)
+        return redirect("console:balance_discrepancies")
+    show_all = request.GET.get("show") == "all"
+    flags = org_objects(user, BalanceDiscrepancy).select_related(
+        "meter__account__customer", "cleared_by"
+    )
+    if not show_all:
+        flags = flags.filter(cleared_at__isnull=True)
+    return render(
+        request,
+        "web/meters/discrepancies.html",
+        {
+            "section": "meters",
+            "flags": page(request, flags.order_by("-detected_at", "-id"), 50),
+            "show_all": show_all,
         },
     )
 

@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 
 from meterpay.apps.customers.models import Account
 from meterpay.apps.wallets import payments
+from meterpay.apps.wallets.meter_side import meter_side_view
 from meterpay.apps.wallets.models import PaymentProviderConfig, Recharge
 from meterpay.apps.wallets.selectors import wallet_view
 from meterpay.core.money import from_minor
@@ -56,6 +57,7 @@ def portal_home(request: HttpRequest) -> HttpResponse:
     )
     for account in accounts:
         account.wallet_figures = wallet_view(account)  # type: ignore[attr-defined]
+        account.meter_side = meter_side_view(account)  # type: ignore[attr-defined]
         account.recent_recharges = Recharge.objects.filter(account=account)[:5]  # type: ignore[attr-defined]
     return render(
         request, "web/portal/home.html", {"customer": user.customer, "accounts": accounts}
