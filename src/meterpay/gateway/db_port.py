@@ -247,9 +247,9 @@ class DbPort:
         self.stats["intervals"] += outcome.intervals
         self.stats["duplicates"] += outcome.duplicates
         self._supply_reported(seen)
-        if outcome.intervals:
+        if outcome.booked_meters:
             # Deduction runs in the job worker, after this commit: the gateway keeps polling.
-            ids = sorted({meter_id for meter_id, _ in seen})
+            ids = list(outcome.booked_meters)
             transaction.on_commit(lambda: meters_deduct_task(ids))
 
     def _seen_without_total(self, meter_id: int, reading: MeterReading) -> None:
@@ -261,10 +261,9 @@ class DbPort:
         """Record relay/valve states: changes, and every state of a meter with a command out."""
         if not seen:
             return
-        ids = {meter_id for meter_id, _ in seen}
+        # Commands out are few: ask for all of them, not for the (many) meters of the batch.
         watched = set(
             MeterCommand.objects.filter(
-                meter_id__in=ids,
                 attempts__gt=0,
                 sent_at__isnull=False,
                 status__in=[*MeterCommand.OPEN_STATUSES, MeterCommand.Status.TIMED_OUT],
