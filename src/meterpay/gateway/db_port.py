@@ -165,6 +165,14 @@ class DbPort:
     async def reading_received(self, dtu_id: str, reading: MeterReading) -> None:
         """Buffer a polled reading; a full buffer is stored before returning (back pressure)."""
         self._pending.append((dtu_id, reading, "poll"))
+        await self._buffered()
+
+    async def readings_pushed(self, gateway: str, readings: Sequence[MeterReading]) -> None:
+        """Buffer a batch of pushed readings (MQTT telemetry), as polled ones."""
+        self._pending.extend((gateway, reading, "push") for reading in readings)
+        await self._buffered()
+
+    async def _buffered(self) -> None:
         if len(self._pending) >= self.batch_size:
             await self.flush()
         elif self._timer is None:
@@ -177,20 +185,21 @@ class DbPort:
         task.add_done_callback(self._flushes.discard)
 
     async def flush(self) -> None:
-        """Store every buffered reading now (one transaction)."""
+        """Store every buffered reading now (a transaction per ``batch_size`` readings)."""
         async with self._flush_lock:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            if not self._pending:
-                return
-            items, self._pending = self._pending, []
-            await self._db(self.record_batch, items)
+            while self._pending:  # a large telemetry batch is stored batch_size at a time
+                items = self._pending[: self.batch_size]
+                del self._pending[: self.batch_size]
+                await self._db(self.record_batch, items)
 
     def _flush_sync(self) -> None:
         """In the DB thread, before a decision that must see buffered readings."""
-        if self._pending:
-            items, self._pending = self._pending, []
+        while self._pending:
+            items = self._pending[: self.batch_size]
+            del self._pending[: self.batch_size]
             self.record_batch(items)
 
     def record_batch(self, items: Sequence[tuple[str, MeterReading, str]]) -> None:
