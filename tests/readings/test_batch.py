@@ -163,7 +163,7 @@ def test_duplicates_in_one_batch_and_across_batches_are_stored_once(org: Any) ->
         ]
     )
     assert (first.stored, first.duplicates, first.intervals) == (3, 1, 1)
-    assert first.booked_meters == (a.pk,)
+    assert first.deductible_meters == (a.pk,)  # b has no account
     second = register_reads_record_batch(
         reads=[
             ReadInput(a.pk, T0 + Q, Decimal("11")),
@@ -173,7 +173,7 @@ def test_duplicates_in_one_batch_and_across_batches_are_stored_once(org: Any) ->
         ]
     )
     assert (second.stored, second.duplicates, second.intervals) == (1, 3, 1)
-    assert second.booked_meters == (b.pk,)
+    assert second.deductible_meters == ()
     assert RegisterRead.objects.get(meter=a, read_at=T0).total == Decimal("10")
     assert RegisterRead.objects.filter(meter__in=[a, b]).count() == 4
     assert [i[4] for i in intervals_of(a)] == [Decimal("1")]
@@ -208,7 +208,7 @@ def test_a_batch_of_many_meters_locks_creates_and_updates_every_link(org: Any) -
     ]
     outcome = register_reads_record_batch(reads=reads)
     assert (outcome.stored, outcome.intervals, outcome.booked) == (120, 80, 80)
-    assert outcome.booked_meters == tuple(sorted(m.pk for m in extra))
+    assert outcome.deductible_meters == ()  # meters without accounts
     links = {link.meter_id: link for link in MeterLink.objects.filter(meter__in=extra)}
     assert len(links) == 40 and all(link.online for link in links.values())
     assert links[extra[7].pk].last_total == Decimal("107.2")

@@ -190,17 +190,17 @@ class DbPort:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            while self._pending:  # a large telemetry batch is stored batch_size at a time
-                items = self._pending[: self.batch_size]
-                del self._pending[: self.batch_size]
-                await self._db(self.record_batch, items)
+            # What is waiting now, batch_size at a time (a large telemetry message is several
+            # batches); readings arriving meanwhile wait for the next flush.
+            waiting, self._pending = self._pending, []
+            for start in range(0, len(waiting), self.batch_size):
+                await self._db(self.record_batch, waiting[start : start + self.batch_size])
 
     def _flush_sync(self) -> None:
         """In the DB thread, before a decision that must see buffered readings."""
-        while self._pending:
-            items = self._pending[: self.batch_size]
-            del self._pending[: self.batch_size]
-            self.record_batch(items)
+        waiting, self._pending = self._pending, []
+        for start in range(0, len(waiting), self.batch_size):
+            self.record_batch(waiting[start : start + self.batch_size])
 
     def record_batch(self, items: Sequence[tuple[str, MeterReading, str]]) -> None:
         """Store readings in one transaction, then their relay/valve states."""
@@ -256,9 +256,9 @@ class DbPort:
         self.stats["intervals"] += outcome.intervals
         self.stats["duplicates"] += outcome.duplicates
         self._supply_reported(seen)
-        if outcome.booked_meters:
+        if outcome.deductible_meters:
             # Deduction runs in the job worker, after this commit: the gateway keeps polling.
-            ids = list(outcome.booked_meters)
+            ids = list(outcome.deductible_meters)
             transaction.on_commit(lambda: meters_deduct_task(ids))
 
     def _seen_without_total(self, meter_id: int, reading: MeterReading) -> None:

@@ -378,7 +378,8 @@ class BatchOutcome:
     intervals: int
     booked: int
     refused: tuple[tuple[ReadInput, str], ...]  # and why (the single path's ValidationError)
-    booked_meters: tuple[int, ...] = ()  # the meters with new booked intervals, to deduct for
+    #: Meters of an account with new booked intervals: what deduction has to look at.
+    deductible_meters: tuple[int, ...] = ()
 
 
 _REGISTERS = ("total", "sharp", "peak", "flat", "valley")
@@ -395,6 +396,7 @@ class _MeterState:
     multiplier: int
     removed_on: date | None
     address: str
+    account_id: int | None
     link_id: int = 0
     online: bool | None = None
     last_seen_at: datetime | None = None
@@ -407,7 +409,8 @@ class _MeterState:
     history: rules.MeterHistory = field(default_factory=rules.MeterHistory)
 
 
-_METER_COLUMNS = ("pk", "organisation_id", "kind", "model", "multiplier", "removed_on", "address")
+_METER_COLUMNS = ("pk", "organisation_id", "kind", "model", "multiplier", "removed_on", "address",
+                  "account_id")  # fmt: skip
 _LINK_STATE = ("online", "last_seen_at", "offline_since", "missed_polls", "last_error",
                "last_read_at", "last_total", "max_demand")  # fmt: skip
 
@@ -434,7 +437,7 @@ def _refusal(read: ReadInput, meter: _MeterState | None, now: datetime) -> str |
 
 def _meters_of(meter_ids: set[int]) -> dict[int, _MeterState]:
     if connection.vendor == "postgresql":
-        columns = "id, organisation_id, kind, model, multiplier, removed_on, address"
+        columns = "id, organisation_id, kind, model, multiplier, removed_on, address, account_id"
         sql = f"SELECT {columns} FROM {Meter._meta.db_table} WHERE id = ANY(%s)"  # noqa: S608
         with connection.cursor() as cursor:
             cursor.execute(sql, [sorted(meter_ids)])
@@ -845,12 +848,16 @@ def register_reads_record_batch(
             obj=Meter.objects.get(pk=meter_id),
             after={"read_at": read_at.isoformat(), "total": str(total)},
         )
-    booked = sorted({state.meter_id for state, derived in derived_all if derived.booked})
+    deductible = {
+        state.meter_id
+        for state, derived in derived_all
+        if derived.booked and state.account_id is not None
+    }
     return BatchOutcome(
         len(fresh),
         duplicates,
         len(intervals),
         sum(1 for _, derived in derived_all if derived.booked),
         tuple(refused),
-        tuple(booked),
+        tuple(sorted(deductible)),
     )
