@@ -286,3 +286,27 @@ def test_batches_of_several_meters_give_the_intervals_of_one_by_one(
                 b.last_total,
                 b.online,
             )
+
+
+def test_array_literals_reach_postgresql_unchanged() -> None:
+    from django.db import connection
+
+    from meterpay.apps.readings.services import _array_literal
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL array literals")
+    texts = ["", "plain", 'a "quoted" {brace}, comma', "back\\slash", "NULL", None, "中文"]
+    moments = [T0, None, T0 + Q]
+    amounts = [Decimal("1.2345"), None, Decimal("999999.9999")]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT %s::varchar[], %s::timestamptz[], %s::numeric[], %s::boolean[]",
+            [
+                _array_literal(texts),
+                _array_literal(moments),
+                _array_literal(amounts),
+                _array_literal([True, None, False]),
+            ],
+        )
+        row = cursor.fetchone()
+    assert row == (texts, moments, amounts, [True, None, False])

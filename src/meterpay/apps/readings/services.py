@@ -452,6 +452,21 @@ def _int_array(values: Sequence[int]) -> str:
     return "{" + ",".join(str(int(v)) for v in values) + "}"
 
 
+def _array_literal(values: Sequence[object]) -> str:
+    """Any values (None, bool, numbers, datetimes, text) as one PostgreSQL array literal, for
+    a ``%s::type[]`` parameter: every element quoted, NULL for None."""
+
+    def element(value: object) -> str:
+        if value is None:
+            return "NULL"
+        if isinstance(value, bool):
+            return "t" if value else "f"
+        text = value.isoformat() if isinstance(value, datetime) else str(value)
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    return "{" + ",".join(element(v) for v in values) + "}"
+
+
 def _meters_of(meter_ids: set[int]) -> dict[int, _MeterState]:
     if connection.vendor == "postgresql":
         columns = "id, organisation_id, kind, model, multiplier, removed_on, address, account_id"
@@ -695,7 +710,7 @@ def _save_links(states: Sequence[_MeterState]) -> None:
             f" AS u(link_id, {names}) WHERE {table}.id = u.link_id"
         )
         params: list[Any] = [_int_array([state.link_id for state in states])]
-        params += [[getattr(state, name) for state in states] for name in _LINK_FIELDS]
+        params += [_array_literal([getattr(s, name) for s in states]) for name in _LINK_FIELDS]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
         return
