@@ -240,8 +240,7 @@ async def whole_path_dtu(args: argparse.Namespace) -> tuple[float, float, int]:
     try:
         for d in range(args.dtus):
             await server.wait_for_dtu(f"BENCH-{d}", timeout=60)
-        await asyncio.sleep(2.0)  # warm up: every meter's first (baseline) read
-        return await measure(port, args.seconds)
+        return await measure(port, args.dtus * args.meters_per_dtu, args.seconds)
     finally:
         process.stop()
         child.terminate()
@@ -252,11 +251,16 @@ async def whole_path_dtu(args: argparse.Namespace) -> tuple[float, float, int]:
         await port.close()
 
 
-async def measure(port: object, seconds: float) -> tuple[float, float, int]:
-    """Readings and intervals the port stored per second over ``seconds`` (and flushed)."""
+async def measure(port: object, meters: int, seconds: float) -> tuple[float, float, int]:
+    """Readings and intervals the port stored per second over ``seconds`` (and flushed),
+    once every meter's first (baseline) read is stored."""
     from meterpay.gateway.db_port import DbPort
 
     assert isinstance(port, DbPort)
+    deadline = time.perf_counter() + 300
+    while port.stats["stored"] < meters and time.perf_counter() < deadline:
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.0)
     await port.flush()
     stored0, intervals0 = port.stats["stored"], port.stats["intervals"]
     began = time.perf_counter()
@@ -301,8 +305,7 @@ async def whole_path_mqtt(args: argparse.Namespace) -> tuple[float, float, int] 
         ]
     )
     try:
-        await asyncio.sleep(3.0)  # warm up: connections, every meter's first (baseline) read
-        return await measure(port, args.seconds)
+        return await measure(port, args.mqtt_gateways * args.meters_per_mqtt, args.seconds)
     finally:
         child.terminate()
         child.wait(10)

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from meterpay.apps.control import selectors as control_selectors
 from meterpay.apps.control import services as control
-from meterpay.apps.control.models import MeterCommand
+from meterpay.apps.control.models import MeterCommand, MeterSupplyState
 from meterpay.apps.meters.models import Gateway, Meter
 from meterpay.apps.readings import services as readings
 from meterpay.apps.readings.models import GatewayLink
@@ -278,6 +278,12 @@ class DbPort:
                 status__in=[*MeterCommand.OPEN_STATUSES, MeterCommand.Status.TIMED_OUT],
             ).values_list("meter_id", flat=True)
         )
+        # What the database holds is what this process last saw, for meters it has not seen yet
+        # (one query: a restarted gateway does not report every meter's state again).
+        unseen = {meter_id for meter_id, _ in seen} - self._supply.keys()
+        if unseen:
+            stored = MeterSupplyState.objects.filter(meter_id__in=unseen)
+            self._supply.update(stored.values_list("meter_id", "reported"))
         due: list[tuple[int, MeterReading, str]] = []
         running = dict(self._supply)
         for meter_id, reading in seen:
