@@ -2,7 +2,7 @@
 
     uv run python bench/ingest.py [--dtus 100] [--meters-per-dtu 10] [--protocol cjt188]
         [--mqtt-gateways 10] [--meters-per-mqtt 100] [--mqtt-every 0.05]
-        [--seconds 10] [--db-reads 50000] [--batch 1000] [--accounts 200] [--deduct-seconds 10]
+        [--seconds 10] [--db-reads 50000] [--batch 1000] [--accounts 100] [--deduct-seconds 10]
 
 Runs against a fresh test database (SQLite, or ``DATABASE_URL``, e.g.
 ``postgres://postgres@127.0.0.1:5432/meterpay_bench`` → ``test_meterpay_bench``), with the
@@ -435,7 +435,7 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=0.01, help="poll interval per meter, s")
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--db-reads", type=int, default=50_000)
-    parser.add_argument("--accounts", type=int, default=200, help="DTU meters with an account")
+    parser.add_argument("--accounts", type=int, default=100, help="DTU meters with an account")
     parser.add_argument("--deduct-seconds", type=float, default=10.0)
     parser.add_argument("--simulators", type=int, help=argparse.SUPPRESS)  # child: gateway port
     parser.add_argument("--mqtt-simulators", action="store_true", help=argparse.SUPPRESS)

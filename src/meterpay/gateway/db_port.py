@@ -174,7 +174,11 @@ class DbPort:
 
     async def _buffered(self) -> None:
         if len(self._pending) >= self.batch_size:
-            await self.flush()
+            async with self._flush_lock:
+                # Many senders may wait here at once: only a full buffer is worth a batch; what
+                # the sender before us stored need not be stored again in dribs.
+                if len(self._pending) >= self.batch_size:
+                    await self._store_waiting()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.batch_delay, self._flush_soon)
 
@@ -190,11 +194,14 @@ class DbPort:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            # What is waiting now, batch_size at a time (a large telemetry message is several
-            # batches); readings arriving meanwhile wait for the next flush.
-            waiting, self._pending = self._pending, []
-            for start in range(0, len(waiting), self.batch_size):
-                await self._db(self.record_batch, waiting[start : start + self.batch_size])
+            await self._store_waiting()
+
+    async def _store_waiting(self) -> None:
+        """What is waiting now, batch_size at a time (a large telemetry message is several
+        batches); readings arriving meanwhile wait for the next flush."""
+        waiting, self._pending = self._pending, []
+        for start in range(0, len(waiting), self.batch_size):
+            await self._db(self.record_batch, waiting[start : start + self.batch_size])
 
     def _flush_sync(self) -> None:
         """In the DB thread, before a decision that must see buffered readings."""
