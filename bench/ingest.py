@@ -24,7 +24,7 @@ and Mosquitto on 127.0.0.1:1883 for the MQTT path. Figures, in one run, on the s
    job worker's code, ``meters_deduct_task``), timed apart from the store, for up to
    ``--deduct-seconds``; the jobs left then are counted, not run.
 
-Measured figures: docs/readings.md, "Throughput".
+Measured figures, the machine and the command: docs/readings.md, "Performance".
 """
 
 from __future__ import annotations
