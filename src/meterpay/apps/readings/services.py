@@ -65,14 +65,22 @@ class ReadOutcome:
     interval: Interval | None
 
 
+def _modulus(model: str) -> Decimal:
+    return REGISTER_MODULUS_BY_MODEL.get(model.upper(), DEFAULT_REGISTER_MODULUS)
+
+
+def _ceiling(kind: str, override: Decimal | None) -> Decimal:
+    if override is not None:
+        return override
+    return MAX_DEMAND_BY_KIND.get(kind, MAX_DEMAND_BY_KIND[Meter.Kind.ELECTRICITY_3P])
+
+
 def register_modulus(meter: Meter) -> Decimal:
-    return REGISTER_MODULUS_BY_MODEL.get(meter.model.upper(), DEFAULT_REGISTER_MODULUS)
+    return _modulus(meter.model)
 
 
 def max_demand(meter: Meter, link: MeterLink | None) -> Decimal:
-    if link is not None and link.max_demand is not None:
-        return link.max_demand
-    return MAX_DEMAND_BY_KIND.get(meter.kind, MAX_DEMAND_BY_KIND[Meter.Kind.ELECTRICITY_3P])
+    return _ceiling(meter.kind, None if link is None else link.max_demand)
 
 
 def _latest_good_read_before(meter: Meter, moment: datetime) -> RegisterRead | None:
@@ -101,10 +109,8 @@ def _rules(
     expected: timedelta | None,
 ) -> rules.MeterRules:
     return rules.MeterRules(
-        modulus=REGISTER_MODULUS_BY_MODEL.get(model.upper(), DEFAULT_REGISTER_MODULUS),
-        max_demand=max_demand_override
-        if max_demand_override is not None
-        else MAX_DEMAND_BY_KIND.get(kind, MAX_DEMAND_BY_KIND[Meter.Kind.ELECTRICITY_3P]),
+        modulus=_modulus(model),
+        max_demand=_ceiling(kind, max_demand_override),
         expected=expected or EXPECTED_INTERVAL_BY_KIND.get(kind, timedelta(minutes=15)),
         multiplier=multiplier,
     )
