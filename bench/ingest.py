@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -455,7 +456,8 @@ def main() -> None:
 
     # The production settings: jobs go to a queue (here a throw-away one), not run inline.
     os.environ["DJANGO_SETTINGS_MODULE"] = "meterpay.settings"
-    os.environ["METERPAY_VAR"] = tempfile.mkdtemp(prefix="meterpay-bench-")
+    var = tempfile.mkdtemp(prefix="meterpay-bench-")
+    os.environ["METERPAY_VAR"] = var
     os.environ.pop("HUEY_URL", None)
     os.environ.pop("HUEY_IMMEDIATE", None)
     import django
@@ -513,6 +515,7 @@ def main() -> None:
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
         teardown_test_environment()
+        shutil.rmtree(var, ignore_errors=True)
 
 
 if __name__ == "__main__":
