@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meterpay.apps.audit.models import AuditEvent
+from meterpay.apps.meters.models import Meter
 from meterpay.apps.readings.models import Interval, MeterLink, RegisterRead
 from meterpay.apps.readings.services import (
     ReadInput,
@@ -149,3 +150,163 @@ def test_batches_give_exactly_the_intervals_of_one_by_one(
     a = MeterLink.objects.get(meter=single)
     b = MeterLink.objects.get(meter=batched)
     assert (a.last_read_at, a.last_total, a.online) == (b.last_read_at, b.last_total, b.online)
+
+
+def test_duplicates_in_one_batch_and_across_batches_are_stored_once(org: Any) -> None:
+    a, b = org.meter, org.free_meter
+    first = register_reads_record_batch(
+        reads=[
+            ReadInput(a.pk, T0, Decimal("10")),
+            ReadInput(a.pk, T0, Decimal("99")),  # the same moment again: the first one stands
+            ReadInput(b.pk, T0, Decimal("20")),
+            ReadInput(a.pk, T0 + Q, Decimal("11")),
+        ]
+    )
+    assert (first.stored, first.duplicates, first.intervals) == (3, 1, 1)
+    assert first.deductible_meters == (a.pk,)  # b has no account
+    second = register_reads_record_batch(
+        reads=[
+            ReadInput(a.pk, T0 + Q, Decimal("11")),
+            ReadInput(b.pk, T0, Decimal("20")),
+            ReadInput(b.pk, T0 + Q, Decimal("21")),
+            ReadInput(b.pk, T0 + Q, Decimal("21")),
+        ]
+    )
+    assert (second.stored, second.duplicates, second.intervals) == (1, 3, 1)
+    assert second.deductible_meters == ()
+    assert RegisterRead.objects.get(meter=a, read_at=T0).total == Decimal("10")
+    assert RegisterRead.objects.filter(meter__in=[a, b]).count() == 4
+    assert [i[4] for i in intervals_of(a)] == [Decimal("1")]
+
+
+def test_a_late_read_older_than_the_stored_newest_is_stored_but_derives_nothing(org: Any) -> None:
+    register_reads_record_batch(
+        reads=[ReadInput(org.meter.pk, T0 + i * Q, Decimal(10 + i)) for i in (0, 2)]
+    )
+    late = register_reads_record_batch(reads=[ReadInput(org.meter.pk, T0 + Q, Decimal("10.5"))])
+    assert (late.stored, late.duplicates, late.intervals) == (1, 0, 0)
+    link = MeterLink.objects.get(meter=org.meter)
+    assert link.last_read_at == T0 + 2 * Q and link.last_total == Decimal("12")
+
+
+def test_a_batch_of_many_meters_locks_creates_and_updates_every_link(org: Any) -> None:
+    extra = [
+        Meter.objects.create(
+            organisation=org.org,
+            kind="water",
+            protocol="cjt188",
+            address=f"{70_000 + n:014d}",
+            gateway=org.gateway,
+            multiplier=1 + n % 3,
+        )
+        for n in range(40)
+    ]
+    reads = [
+        ReadInput(m.pk, T0 + r * Q, Decimal(100 + n) + Decimal(r) / 10)
+        for r in range(3)
+        for n, m in enumerate(extra)
+    ]
+    outcome = register_reads_record_batch(reads=reads)
+    assert (outcome.stored, outcome.intervals, outcome.booked) == (120, 80, 80)
+    assert outcome.deductible_meters == ()  # meters without accounts
+    links = {link.meter_id: link for link in MeterLink.objects.filter(meter__in=extra)}
+    assert len(links) == 40 and all(link.online for link in links.values())
+    assert links[extra[7].pk].last_total == Decimal("107.2")
+    # consumption = register delta x multiplier
+    assert {i[4] for i in intervals_of(extra[2])} == {Decimal("0.3")}
+
+
+interleaved = st.lists(
+    st.tuples(
+        st.integers(0, 2),  # which meter
+        st.integers(0, 24 * 4),  # quarter hours after T0
+        st.one_of(st.integers(0, 300), st.integers(-200, -1), st.integers(5_000, 99_999_999)),
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(interleaved, st.lists(st.integers(1, 12), min_size=1, max_size=4))
+def test_batches_of_several_meters_give_the_intervals_of_one_by_one(
+    org: Any, steps: list[tuple[int, int, int, bool]], cuts: list[int]
+) -> None:
+    pairs = []
+    for n in range(3):
+        pair = []
+        for side in ("single", "batched"):
+            meter, _ = Meter.objects.get_or_create(
+                organisation=org.org,
+                address=f"{80_000 + n * 10 + (side == 'batched'):012d}",
+                defaults={
+                    "kind": "electricity_1p",
+                    "protocol": "dlt645",
+                    "gateway": org.gateway,
+                    "multiplier": 1 + n * 19,
+                },
+            )
+            pair.append(meter)
+        pairs.append(pair)
+    every = [m for pair in pairs for m in pair]
+    Interval.objects.filter(meter__in=every).delete()
+    RegisterRead.objects.filter(meter__in=every).delete()
+    MeterLink.objects.filter(meter__in=every).delete()
+    totals = [Decimal("500.00")] * 3
+    plan: list[tuple[int, Any, Decimal]] = []
+    for which, quarter, step, high in steps:
+        total = (Decimal("999990.00") if high else totals[which]) + Decimal(step) / 100
+        totals[which] = total % Decimal(1_000_000) if total >= 0 else Decimal(0)
+        plan.append((which, T0 + quarter * Q, totals[which]))
+    for which, at, value in plan:
+        register_read_record(meter=pairs[which][0], read_at=at, source="poll", total=value)
+    inputs = [ReadInput(pairs[which][1].pk, at, value) for which, at, value in plan]
+    position, index = 0, 0
+    while position < len(inputs):
+        size = cuts[index % len(cuts)]
+        register_reads_record_batch(reads=inputs[position : position + size])
+        position, index = position + size, index + 1
+    for single, batched in pairs:
+        assert intervals_of(batched) == intervals_of(single)
+        reads = ["read_at", "total", "source"]
+        assert list(
+            RegisterRead.objects.filter(meter=batched).order_by("read_at").values_list(*reads)
+        ) == list(RegisterRead.objects.filter(meter=single).order_by("read_at").values_list(*reads))
+        a = MeterLink.objects.filter(meter=single).first()
+        b = MeterLink.objects.filter(meter=batched).first()
+        assert (a is None) == (b is None)
+        if a is not None and b is not None:
+            assert (a.last_read_at, a.last_total, a.online) == (
+                b.last_read_at,
+                b.last_total,
+                b.online,
+            )
+
+
+def test_array_literals_reach_postgresql_unchanged() -> None:
+    from django.db import connection
+
+    from meterpay.apps.readings.services import _array_literal
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL array literals")
+    texts = ["", "plain", 'a "quoted" {brace}, comma', "back\\slash", "NULL", None, "中文"]
+    moments = [T0, None, T0 + Q]
+    amounts = [Decimal("1.2345"), None, Decimal("999999.9999")]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT %s::varchar[], %s::timestamptz[], %s::numeric[], %s::boolean[]",
+            [
+                _array_literal(texts),
+                _array_literal(moments),
+                _array_literal(amounts),
+                _array_literal([True, None, False]),
+            ],
+        )
+        row = cursor.fetchone()
+    assert row == (texts, moments, amounts, [True, None, False])

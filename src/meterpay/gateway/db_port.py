@@ -29,7 +29,7 @@ from django.utils import timezone
 from meterpay.apps.control import credit
 from meterpay.apps.control import selectors as control_selectors
 from meterpay.apps.control import services as control
-from meterpay.apps.control.models import MeterCommand
+from meterpay.apps.control.models import MeterCommand, MeterSupplyState
 from meterpay.apps.meters.models import Gateway, Meter
 from meterpay.apps.readings import services as readings
 from meterpay.apps.readings.models import GatewayLink
@@ -180,8 +180,20 @@ class DbPort:
     async def reading_received(self, dtu_id: str, reading: MeterReading) -> None:
         """Buffer a polled reading; a full buffer is stored before returning (back pressure)."""
         self._pending.append((dtu_id, reading, "poll"))
+        await self._buffered()
+
+    async def readings_pushed(self, gateway: str, readings: Sequence[MeterReading]) -> None:
+        """Buffer a batch of pushed readings (MQTT telemetry), as polled ones."""
+        self._pending.extend((gateway, reading, "push") for reading in readings)
+        await self._buffered()
+
+    async def _buffered(self) -> None:
         if len(self._pending) >= self.batch_size:
-            await self.flush()
+            async with self._flush_lock:
+                # Many senders may wait here at once: only a full buffer is worth a batch; what
+                # the sender before us stored need not be stored again in dribs.
+                if len(self._pending) >= self.batch_size:
+                    await self._store_waiting()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.batch_delay, self._flush_soon)
 
@@ -192,21 +204,25 @@ class DbPort:
         task.add_done_callback(self._flushes.discard)
 
     async def flush(self) -> None:
-        """Store every buffered reading now (one transaction)."""
+        """Store every buffered reading now (a transaction per ``batch_size`` readings)."""
         async with self._flush_lock:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            if not self._pending:
-                return
-            items, self._pending = self._pending, []
-            await self._db(self.record_batch, items)
+            await self._store_waiting()
+
+    async def _store_waiting(self) -> None:
+        """What is waiting now, batch_size at a time (a large telemetry message is several
+        batches); readings arriving meanwhile wait for the next flush."""
+        waiting, self._pending = self._pending, []
+        for start in range(0, len(waiting), self.batch_size):
+            await self._db(self.record_batch, waiting[start : start + self.batch_size])
 
     def _flush_sync(self) -> None:
         """In the DB thread, before a decision that must see buffered readings."""
-        if self._pending:
-            items, self._pending = self._pending, []
-            self.record_batch(items)
+        waiting, self._pending = self._pending, []
+        for start in range(0, len(waiting), self.batch_size):
+            self.record_batch(waiting[start : start + self.batch_size])
 
     def record_batch(self, items: Sequence[tuple[str, MeterReading, str]]) -> None:
         """Store readings in one transaction, then their relay/valve states."""
@@ -263,9 +279,9 @@ class DbPort:
         self.stats["duplicates"] += outcome.duplicates
         self._supply_reported(seen)
         self._balances_reported(seen)
-        if outcome.intervals:
+        if outcome.deductible_meters:
             # Deduction runs in the job worker, after this commit: the gateway keeps polling.
-            ids = sorted({meter_id for meter_id, _ in seen})
+            ids = list(outcome.deductible_meters)
             transaction.on_commit(lambda: meters_deduct_task(ids))
 
     def _seen_without_total(self, meter_id: int, reading: MeterReading) -> None:
@@ -277,15 +293,20 @@ class DbPort:
         """Record relay/valve states: changes, and every state of a meter with a command out."""
         if not seen:
             return
-        ids = {meter_id for meter_id, _ in seen}
+        # Commands out are few: ask for all of them, not for the (many) meters of the batch.
         watched = set(
             MeterCommand.objects.filter(
-                meter_id__in=ids,
                 attempts__gt=0,
                 sent_at__isnull=False,
                 status__in=[*MeterCommand.OPEN_STATUSES, MeterCommand.Status.TIMED_OUT],
             ).values_list("meter_id", flat=True)
         )
+        # What the database holds is what this process last saw, for meters it has not seen yet
+        # (one query: a restarted gateway does not report every meter's state again).
+        unseen = {meter_id for meter_id, _ in seen} - self._supply.keys()
+        if unseen:
+            stored = MeterSupplyState.objects.filter(meter_id__in=unseen)
+            self._supply.update(stored.values_list("meter_id", "reported"))
         due: list[tuple[int, MeterReading, str]] = []
         running = dict(self._supply)
         for meter_id, reading in seen:

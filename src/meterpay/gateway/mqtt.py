@@ -3,13 +3,16 @@
 ::
 
     meterpay/<org-slug>/<gateway-id>/status     up, retained: "online" / "offline" (last will)
-    meterpay/<org-slug>/<gateway-id>/telemetry  up: one meter reading (JSON)
+    meterpay/<org-slug>/<gateway-id>/telemetry  up: one meter reading (JSON), or many:
+                                                {"readings": [reading, reading, …]}
     meterpay/<org-slug>/<gateway-id>/commands   down, QoS 1: {"id", "address", "command"}
     meterpay/<org-slug>/<gateway-id>/ack        up, QoS 1: {"id", "ok", "state", "error", "refused"}
 
 ``command`` is ``relay_trip`` / ``relay_close`` / ``valve_open`` / ``valve_close``, or ``read``
 (answer with telemetry). Devices must act on a command id once and re-acknowledge a repeat.
-A message whose org slug is not the gateway's organisation is dropped.
+A message whose org slug is not the gateway's organisation is dropped. A batch (what a
+gateway that polls its meters itself publishes) is stored through the gateway's batching
+store; a malformed reading in it is logged with its position and skipped, the others are kept.
 
 The adapter polls like a bus worker (a ``read`` per meter per interval; no telemetry within
 the timeout counts as a missed poll) and carries out commands: claim, publish, wait for the
@@ -95,6 +98,36 @@ def reading_from_json(data: Mapping[str, Any]) -> MeterReading:
     )
 
 
+#: A telemetry batch: {"readings": [...]} with at most this many readings.
+MAX_BATCH = 10_000
+
+
+def readings_from_json(data: Mapping[str, Any]) -> tuple[list[MeterReading], list[str]]:
+    """Parse a telemetry batch: the good readings, and why each bad one was refused.
+
+    Raises ValueError when the message itself is no batch (``readings`` not a list, or more
+    than :data:`MAX_BATCH` readings).
+    """
+    items = data.get("readings")
+    if not isinstance(items, list):
+        raise ValueError('"readings" must be a list of readings')
+    if len(items) > MAX_BATCH:
+        raise ValueError(f"{len(items)} readings in one message; at most {MAX_BATCH}")
+    readings: list[MeterReading] = []
+    errors: list[str] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            errors.append(f"reading {index}: not an object")
+            continue
+        try:
+            readings.append(reading_from_json(item))
+        except KeyError as exc:
+            errors.append(f"reading {index}: {exc.args[0]} is missing")
+        except (ValueError, TypeError) as exc:
+            errors.append(f"reading {index}: {exc}")
+    return readings, errors
+
+
 class MqttStore(Store, Protocol):
     """What the adapter needs beyond the process's store."""
 
@@ -102,6 +135,9 @@ class MqttStore(Store, Protocol):
         """identifier -> organisation slug of every MQTT gateway."""
 
     async def reading_pushed(self, gateway: str, reading: MeterReading) -> int | None: ...
+
+    async def readings_pushed(self, gateway: str, readings: Sequence[MeterReading]) -> None:
+        """Store a batch of pushed readings (buffered, like polled ones)."""
 
     async def command_acknowledged(self, command_id: UUID, state: str | None) -> None: ...
 
@@ -260,16 +296,43 @@ class MqttAdapter:
                 future = self._acks.get(UUID(str(data.get("id"))))
                 if future is not None and not future.done():
                     future.set_result(data)
+        elif leaf == "telemetry" and isinstance(data, dict) and "readings" in data:
+            await self._telemetry_batch(gateway, data)
         elif leaf == "telemetry" and isinstance(data, dict):
             try:
                 reading = reading_from_json(data)
-            except (ValueError, KeyError, TypeError) as exc:
+            except KeyError as exc:
+                log.warning("dropping telemetry from %s: %s is missing", gateway, exc.args[0])
+                return
+            except (ValueError, TypeError) as exc:
                 log.warning("dropping telemetry from %s: %s", gateway, exc)
                 return
             await self.store.reading_pushed(gateway, reading)
-            for future in self._reads.pop((gateway, reading.address), []):
-                if not future.done():
-                    future.set_result(reading)
+            self._answered(gateway, reading)
+        elif leaf == "telemetry":
+            log.warning("dropping telemetry from %s: not a JSON object", gateway)
+
+    async def _telemetry_batch(self, gateway: str, data: Mapping[str, Any]) -> None:
+        try:
+            readings, errors = readings_from_json(data)
+        except ValueError as exc:
+            log.warning("dropping telemetry from %s: %s", gateway, exc)
+            return
+        for error in errors[:10]:
+            log.warning("telemetry from %s: skipping %s", gateway, error)
+        if len(errors) > 10:
+            log.warning("telemetry from %s: %d more readings skipped", gateway, len(errors) - 10)
+        if not readings:
+            return
+        await self.store.readings_pushed(gateway, readings)
+        for reading in readings:
+            self._answered(gateway, reading)
+
+    def _answered(self, gateway: str, reading: MeterReading) -> None:
+        """Wake the polls and commands waiting for this meter's telemetry."""
+        for future in self._reads.pop((gateway, reading.address), []):
+            if not future.done():
+                future.set_result(reading)
 
     async def _poll_loop(self) -> None:
         due: dict[int, float] = {}

@@ -2,7 +2,9 @@
 
 Speaks the topic scheme of :mod:`meterpay.gateway.mqtt` (``docs/protocols.md``): a retained
 ``online`` status with an ``offline`` last will, telemetry on request (and every
-``telemetry_every`` seconds if set), an ack per command id. A command id is carried out once;
+``telemetry_every`` seconds if set: one message per meter, or, with ``telemetry_batch``, all
+meters in messages of up to that many readings, as a gateway that polls its own meters
+publishes them), an ack per command id. A command id is carried out once;
 a repeat is re-acknowledged without acting again. The device talks to its meters directly
 (the frames on its own RS-485 side are not the platform's concern).
 """
@@ -61,6 +63,7 @@ class VirtualMqttGateway:
         port: int = 1883,
         faults: FaultPlan | None = None,
         telemetry_every: float | None = None,
+        telemetry_batch: int | None = None,
         reconnect_delay: float = 3.0,
     ) -> None:
         self.org = org
@@ -70,6 +73,8 @@ class VirtualMqttGateway:
         self.port = port
         self.faults = faults or FaultPlan()
         self.telemetry_every = telemetry_every
+        self.telemetry_batch = telemetry_batch
+        self.published = 0  # readings sent as telemetry
         self.reconnect_delay = reconnect_delay
         self.done: dict[str, str] = {}  # command id -> state after acting
         self.connected = asyncio.Event()
@@ -82,11 +87,26 @@ class VirtualMqttGateway:
         meter = self.meters[address]
         payload = reading_to_json(reading_of(meter))
         await client.publish(self._topic("telemetry"), json.dumps(payload), qos=1)
+        self.published += 1
+
+    async def _telemetry_batches(self, client: aiomqtt.Client, size: int) -> None:
+        addresses = list(self.meters)
+        for start in range(0, len(addresses), size):
+            readings = [
+                reading_to_json(reading_of(self.meters[address]))
+                for address in addresses[start : start + size]
+            ]
+            payload = json.dumps({"readings": readings})
+            await client.publish(self._topic("telemetry"), payload, qos=1)
+            self.published += len(readings)
 
     async def _periodic(self, client: aiomqtt.Client) -> None:
         assert self.telemetry_every is not None
         while True:
             await asyncio.sleep(self.telemetry_every)
+            if self.telemetry_batch:
+                await self._telemetry_batches(client, self.telemetry_batch)
+                continue
             for address in self.meters:
                 await self._telemetry(client, address)
 

@@ -25,11 +25,13 @@ class RegisterRead(OrgOwned):
         PUSH = "push", _("Pushed")
         MANUAL = "manual", _("Manual")
 
+    #: No index of its own: the (meter, read_at) constraint's index serves every meter lookup.
     meter = models.ForeignKey(
         "meters.Meter",
         on_delete=models.PROTECT,
         related_name="register_reads",
         verbose_name=_("meter"),
+        db_index=False,
     )
     read_at = models.DateTimeField(_("read at"))
     source = models.CharField(_("source"), max_length=8, choices=Source.choices)
@@ -50,7 +52,6 @@ class RegisterRead(OrgOwned):
                 fields=["meter", "read_at"], name="register_read_once_per_moment"
             ),
         ]
-        indexes = [models.Index(fields=["meter", "-read_at"], name="register_read_latest")]
 
     def __str__(self) -> str:
         return f"{self.meter_id} @ {self.read_at:%Y-%m-%d %H:%M} = {self.total}"
@@ -71,8 +72,13 @@ class Interval(OrgOwned):
 
     BOOKED_STATUSES = (Status.OK, Status.ROLLOVER, Status.GAP)
 
+    #: No index of its own: (meter, end_at) serves every meter lookup.
     meter = models.ForeignKey(
-        "meters.Meter", on_delete=models.PROTECT, related_name="intervals", verbose_name=_("meter")
+        "meters.Meter",
+        on_delete=models.PROTECT,
+        related_name="intervals",
+        verbose_name=_("meter"),
+        db_index=False,
     )
     start_read = models.ForeignKey(
         RegisterRead, on_delete=models.CASCADE, related_name="+", verbose_name=_("start read")

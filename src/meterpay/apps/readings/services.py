@@ -14,10 +14,9 @@ Rules (``docs/readings.md`` tells the whole story):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from types import SimpleNamespace
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -66,14 +65,22 @@ class ReadOutcome:
     interval: Interval | None
 
 
+def _modulus(model: str) -> Decimal:
+    return REGISTER_MODULUS_BY_MODEL.get(model.upper(), DEFAULT_REGISTER_MODULUS)
+
+
+def _ceiling(kind: str, override: Decimal | None) -> Decimal:
+    if override is not None:
+        return override
+    return MAX_DEMAND_BY_KIND.get(kind, MAX_DEMAND_BY_KIND[Meter.Kind.ELECTRICITY_3P])
+
+
 def register_modulus(meter: Meter) -> Decimal:
-    return REGISTER_MODULUS_BY_MODEL.get(meter.model.upper(), DEFAULT_REGISTER_MODULUS)
+    return _modulus(meter.model)
 
 
 def max_demand(meter: Meter, link: MeterLink | None) -> Decimal:
-    if link is not None and link.max_demand is not None:
-        return link.max_demand
-    return MAX_DEMAND_BY_KIND.get(meter.kind, MAX_DEMAND_BY_KIND[Meter.Kind.ELECTRICITY_3P])
+    return _ceiling(meter.kind, None if link is None else link.max_demand)
 
 
 def _latest_good_read_before(meter: Meter, moment: datetime) -> RegisterRead | None:
@@ -90,11 +97,22 @@ def meter_rules(
     meter: Meter, link: MeterLink | None, expected: timedelta | None = None
 ) -> rules.MeterRules:
     """The interval rules' view of one meter (its register size, ceiling, CT ratio)."""
+    override = None if link is None else link.max_demand
+    return _rules(meter.model, meter.kind, meter.multiplier, override, expected)
+
+
+def _rules(
+    model: str,
+    kind: str,
+    multiplier: int,
+    max_demand_override: Decimal | None,
+    expected: timedelta | None,
+) -> rules.MeterRules:
     return rules.MeterRules(
-        modulus=register_modulus(meter),
-        max_demand=max_demand(meter, link),
-        expected=expected or EXPECTED_INTERVAL_BY_KIND.get(meter.kind, timedelta(minutes=15)),
-        multiplier=meter.multiplier,
+        modulus=_modulus(model),
+        max_demand=_ceiling(kind, max_demand_override),
+        expected=expected or EXPECTED_INTERVAL_BY_KIND.get(kind, timedelta(minutes=15)),
+        multiplier=multiplier,
     )
 
 
@@ -366,47 +384,186 @@ class BatchOutcome:
     intervals: int
     booked: int
     refused: tuple[tuple[ReadInput, str], ...]  # and why (the single path's ValidationError)
+    #: Meters of an account with new booked intervals: what deduction has to look at.
+    deductible_meters: tuple[int, ...] = ()
 
 
 _REGISTERS = ("total", "sharp", "peak", "flat", "valley")
 
 
-def _refusal(read: ReadInput, meter: Meter | None, now: datetime) -> str | None:
-    """The single path's validation, as a message (``None``: the read is acceptable)."""
+@dataclass(slots=True)
+class _MeterState:
+    """One meter of a batch: what the checks and rules need, its (locked) link, its history."""
+
+    meter_id: int
+    organisation_id: int
+    kind: str
+    model: str
+    multiplier: int
+    removed_on: date | None
+    address: str
+    account_id: int | None
+    link_id: int = 0
+    online: bool | None = None
+    last_seen_at: datetime | None = None
+    offline_since: datetime | None = None
+    missed_polls: int = 0
+    last_error: str = ""
+    last_read_at: datetime | None = None
+    last_total: Decimal | None = None
+    max_demand: Decimal | None = None
+    history: rules.MeterHistory = field(default_factory=rules.MeterHistory)
+
+
+_METER_COLUMNS = ("pk", "organisation_id", "kind", "model", "multiplier", "removed_on", "address",
+                  "account_id")  # fmt: skip
+_LINK_STATE = ("online", "last_seen_at", "offline_since", "missed_polls", "last_error",
+               "last_read_at", "last_total", "max_demand")  # fmt: skip
+
+
+_SOURCES = frozenset(RegisterRead.Source.values)
+type _Registers = tuple[Decimal, Decimal | None, Decimal | None, Decimal | None, Decimal | None]
+
+
+def _checked(read: ReadInput, meter: _MeterState | None, latest: datetime) -> _Registers | str:
+    """The single path's validation: the registers as stored, or why the read is refused."""
     if meter is None:
         return f"unknown meter {read.meter_id}"
-    if read.source not in RegisterRead.Source.values:
+    if read.source not in _SOURCES:
         return f"unknown source {read.source!r}"
     if timezone.is_naive(read.read_at):
         return "read_at needs a time zone"
-    if read.read_at > now + timedelta(minutes=10):
+    if read.read_at > latest:
         return "read_at lies in the future"
     if meter.removed_on is not None and timezone.localdate(read.read_at) > meter.removed_on:
         return f"meter {meter.address} was removed on {meter.removed_on}"
-    for name in _REGISTERS:
-        try:
-            _decimal_or_none(getattr(read, name), name)
-        except ValidationError as exc:
-            return "; ".join(exc.messages)
-    return None
+    try:
+        total = _decimal_or_none(read.total, "total")
+        if total is None:
+            return "total must be a non-negative number, got None"
+        return (
+            total,
+            _decimal_or_none(read.sharp, "sharp"),
+            _decimal_or_none(read.peak, "peak"),
+            _decimal_or_none(read.flat, "flat"),
+            _decimal_or_none(read.valley, "valley"),
+        )
+    except ValidationError as exc:
+        return "; ".join(exc.messages)
 
 
-def _links_for_update(meters: dict[int, Meter]) -> dict[int, MeterLink]:
-    """Lock the meters' links (creating missing ones), in meter order: no deadlocks."""
-    ids = sorted(meters)
+def _int_array(values: Sequence[int]) -> str:
+    """An integer array as one PostgreSQL literal: far cheaper to send than a list adapted
+    value by value."""
+    return "{" + ",".join(str(int(v)) for v in values) + "}"
+
+
+def _array_literal(values: Sequence[object]) -> str:
+    """Any values (None, bool, numbers, datetimes, text) as one PostgreSQL array literal, for
+    a ``%s::type[]`` parameter: every element quoted, NULL for None."""
+
+    def element(value: object) -> str:
+        if value is None:
+            return "NULL"
+        if isinstance(value, bool):
+            return "t" if value else "f"
+        text = value.isoformat() if isinstance(value, datetime) else str(value)
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    return "{" + ",".join(element(v) for v in values) + "}"
+
+
+def _meters_of(meter_ids: set[int]) -> dict[int, _MeterState]:
+    if connection.vendor == "postgresql":
+        columns = "id, organisation_id, kind, model, multiplier, removed_on, address, account_id"
+        sql = f"SELECT {columns} FROM {Meter._meta.db_table} WHERE id = ANY(%s::bigint[])"  # noqa: S608
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [_int_array(sorted(meter_ids))])
+            rows = cursor.fetchall()
+    else:
+        rows = list(Meter.objects.filter(pk__in=meter_ids).values_list(*_METER_COLUMNS))
+    return {row[0]: _MeterState(*row) for row in rows}
+
+
+def _lock_and_load(states: dict[int, _MeterState]) -> None:
+    """Create missing links, lock the links in meter order (no deadlocks: every writer of a
+    meter is serialised, as in the single path), then load link state and history."""
+    ids = sorted(states)
+    if connection.vendor != "postgresql":
+        _orm_lock_and_load(states)
+        return
+    id_array = _int_array(ids)
+    link, read, interval = (
+        MeterLink._meta.db_table, RegisterRead._meta.db_table, Interval._meta.db_table
+    )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {link} (organisation_id, meter_id, missed_polls, last_error)"  # noqa: S608
+            f" SELECT m.organisation_id, m.id, 0, '' FROM {Meter._meta.db_table} m"
+            " WHERE m.id = ANY(%s::bigint[])"
+            f" AND NOT EXISTS (SELECT 1 FROM {link} l WHERE l.meter_id = m.id)"
+            " ON CONFLICT (meter_id) DO NOTHING",
+            [id_array],
+        )
+        cursor.execute(
+            f"SELECT id FROM {link} WHERE meter_id = ANY(%s::bigint[])"  # noqa: S608
+            " ORDER BY meter_id FOR UPDATE",
+            [id_array],
+        )
+        # A statement of its own after the locks: it sees what the writers before us committed.
+        cursor.execute(
+            f"SELECT l.meter_id, l.id, {', '.join('l.' + c for c in _LINK_STATE)},"  # noqa: S608
+            " n.id, n.read_at, n.total, g.id, g.read_at, g.total"
+            f" FROM {link} l"
+            " LEFT JOIN LATERAL (SELECT r.id, r.read_at, r.total"
+            f"  FROM {read} r WHERE r.meter_id = l.meter_id ORDER BY r.read_at DESC LIMIT 1) n"
+            " ON true"
+            " LEFT JOIN LATERAL (SELECT r.id, r.read_at, r.total"
+            f"  FROM {read} r LEFT JOIN {interval} i ON i.end_read_id = r.id"
+            "  WHERE r.meter_id = l.meter_id AND (i.id IS NULL OR i.booked)"
+            "  ORDER BY r.read_at DESC LIMIT 1) g ON true"
+            " WHERE l.meter_id = ANY(%s::bigint[])",
+            [id_array],
+        )
+        rows = cursor.fetchall()
+    for meter_id, link_id, *values in rows:
+        state = states[meter_id]
+        state.link_id = link_id
+        for name, value in zip(_LINK_STATE, values[:8], strict=True):
+            setattr(state, name, value)
+        n_id, n_at, n_total, g_id, g_at, g_total = values[8:]
+        state.history = rules.MeterHistory(
+            None if n_id is None else rules.Point(n_at, n_total, n_id),
+            None if g_id is None else rules.Point(g_at, g_total, g_id),
+        )
+
+
+def _orm_lock_and_load(states: dict[int, _MeterState]) -> None:
+    ids = sorted(states)
     missing = set(ids) - set(
         MeterLink.objects.filter(meter_id__in=ids).values_list("meter_id", flat=True)
     )
     if missing:
         MeterLink.objects.bulk_create(
             [
-                MeterLink(meter_id=m, organisation_id=meters[m].organisation_id)
+                MeterLink(meter_id=m, organisation_id=states[m].organisation_id)
                 for m in sorted(missing)
             ],
             ignore_conflicts=True,
         )
-    locked = MeterLink.objects.select_for_update().filter(meter_id__in=ids).order_by("meter_id")
-    return {link.meter_id: link for link in locked}
+    locked = (
+        MeterLink.objects.select_for_update()
+        .filter(meter_id__in=ids)
+        .order_by("meter_id")
+        .values_list("meter_id", "pk", *_LINK_STATE)
+    )
+    for meter_id, link_id, *values in locked:
+        state = states[meter_id]
+        state.link_id = link_id
+        for name, value in zip(_LINK_STATE, values, strict=True):
+            setattr(state, name, value)
+    for meter_id, history in _histories(ids).items():
+        states[meter_id].history = history
 
 
 def _histories(meter_ids: list[int]) -> dict[int, rules.MeterHistory]:
@@ -438,27 +595,41 @@ def _histories(meter_ids: list[int]) -> dict[int, rules.MeterHistory]:
     }
 
 
-def _stored_moments(meter_ids: list[int], moments: set[datetime]) -> set[tuple[int, datetime]]:
+def _stored_moments(moments: set[tuple[int, datetime]]) -> set[tuple[int, datetime]]:
+    """Which of these (meter, read_at) are stored already."""
     if not moments:
         return set()
-    found = RegisterRead.objects.filter(meter_id__in=meter_ids, read_at__in=moments)
-    return set(found.values_list("meter_id", "read_at"))
+    if connection.vendor == "postgresql":
+        pairs = sorted(moments)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT r.meter_id, r.read_at FROM {RegisterRead._meta.db_table} r"  # noqa: S608
+                " JOIN unnest(%s::bigint[], %s::timestamptz[]) AS c(meter_id, read_at)"
+                " ON r.meter_id = c.meter_id AND r.read_at = c.read_at",
+                [[m for m, _ in pairs], [at for _, at in pairs]],
+            )
+            return {(m, at) for m, at in cursor.fetchall()}
+    found = RegisterRead.objects.filter(
+        meter_id__in={m for m, _ in moments}, read_at__in={at for _, at in moments}
+    ).values_list("meter_id", "read_at")
+    return set(found) & moments
 
 
 _READ_COLUMNS = (
     "organisation_id", "meter_id", "read_at", "source", *_REGISTERS, "received_at",
 )  # fmt: skip
+_READ_TYPES = ("int8", "int8", "timestamptz", "text", *["numeric"] * 5, "timestamptz")
 
 
-def _insert_reads(rows: list[SimpleNamespace]) -> dict[tuple[int, datetime], int]:
-    """Insert new reads; their ids by (meter, moment).
+def _insert_reads(rows: list[tuple[Any, ...]]) -> list[int]:
+    """Insert new reads (tuples in ``_READ_COLUMNS`` order); their ids, in order.
 
     The caller has locked the meters' links and left out the moments already stored, so no
     row conflicts. PostgreSQL: ids drawn from the sequence in one query, then COPY. Elsewhere:
     one prepared INSERT ... ON CONFLICT DO NOTHING, then the ids in one query.
     """
     if not rows:
-        return {}
+        return []
     if connection.vendor == "postgresql":
         table = RegisterRead._meta.db_table
         with connection.cursor() as cursor:
@@ -467,38 +638,49 @@ def _insert_reads(rows: list[SimpleNamespace]) -> dict[tuple[int, datetime], int
                 [table, len(rows)],
             )
             new_ids = [pk for (pk,) in cursor.fetchall()]
-        for row, pk in zip(rows, new_ids, strict=True):
-            row.id = pk
-        _pg_copy(table, ("id", *_READ_COLUMNS), rows)
-        return {(row.meter_id, row.read_at): row.id for row in rows}
+        _pg_copy(
+            table,
+            ("id", *_READ_COLUMNS),
+            ("int8", *_READ_TYPES),
+            [(pk, *row) for pk, row in zip(new_ids, rows, strict=True)],
+        )
+        return new_ids
     _executemany_insert(RegisterRead, _READ_COLUMNS, rows, conflict=True)
-    ids: dict[tuple[int, datetime], int] = {}
     found = RegisterRead.objects.filter(
-        meter_id__in={r.meter_id for r in rows}, read_at__in={r.read_at for r in rows}
-    ).values_list("pk", "meter_id", "read_at")
-    for pk, meter_id, read_at in found:
-        ids[(meter_id, read_at)] = pk
-    return ids
+        meter_id__in={r[1] for r in rows}, read_at__in={r[2] for r in rows}
+    ).values_list("meter_id", "read_at", "pk")
+    ids = {(meter_id, read_at): pk for meter_id, read_at, pk in found}
+    return [ids[(r[1], r[2])] for r in rows]
 
 
-def _pg_copy(table: str, columns: Sequence[str], rows: Sequence[SimpleNamespace]) -> None:
+def _pg_copy(
+    table: str, columns: Sequence[str], types: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Binary COPY: no text formatting or parsing of every value on either side."""
     quote = connection.ops.quote_name
     names = ", ".join(quote(c) for c in columns)
     with connection.cursor() as cursor:
         raw = cursor.cursor  # psycopg's own cursor: COPY is not in the DB-API
-        with raw.copy(f"COPY {quote(table)} ({names}) FROM STDIN") as copy:
+        with raw.copy(f"COPY {quote(table)} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(list(types))
             for row in rows:
-                copy.write_row([getattr(row, c) for c in columns])
+                copy.write_row(row)
 
 
 _INTERVAL_COLUMNS = (
     "organisation_id", "meter_id", "start_read_id", "end_read_id", "start_at", "end_at",
     "register_delta", "multiplier", "consumption", "status", "booked", "note",
 )  # fmt: skip
+_INTERVAL_TYPES = ("int8", "int8", "int8", "int8", "timestamptz", "timestamptz", "numeric",
+                   "int4", "numeric", "text", "bool", "text")  # fmt: skip
 
 
 def _executemany_insert(
-    model: type[Model], names: Sequence[str], rows: Sequence[Any], *, conflict: bool = False
+    model: type[Model],
+    names: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    conflict: bool = False,
 ) -> None:
     """One prepared INSERT for many rows (values prepared as the ORM would)."""
     fields = [model._meta.get_field(name.removesuffix("_id")) for name in names]
@@ -508,17 +690,16 @@ def _executemany_insert(
     tail = " ON CONFLICT DO NOTHING" if conflict else ""
     sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({marks}){tail}"  # noqa: S608
     prepared = [
-        [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]  # type: ignore[union-attr]
+        [f.get_db_prep_save(value, connection) for f, value in zip(fields, row, strict=True)]  # type: ignore[union-attr]
         for row in rows
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, prepared)
 
 
-def _save_links(links: Sequence[MeterLink]) -> None:
+def _save_links(states: Sequence[_MeterState]) -> None:
     """Write the link fields the batch changed, for all links in one statement (PostgreSQL) or
     one prepared UPDATE (elsewhere)."""
-    fields = [MeterLink._meta.get_field(name) for name in _LINK_FIELDS]
     quote = connection.ops.quote_name
     table = quote(MeterLink._meta.db_table)
     if connection.vendor == "postgresql":
@@ -534,33 +715,54 @@ def _save_links(links: Sequence[MeterLink]) -> None:
             f"UPDATE {table} SET {assignments} FROM unnest(%s::bigint[], {arrays})"  # noqa: S608
             f" AS u(link_id, {names}) WHERE {table}.id = u.link_id"
         )
-        params = [[link.pk for link in links]]
-        params += [[getattr(link, name) for link in links] for name in _LINK_FIELDS]
+        params: list[Any] = [_int_array([state.link_id for state in states])]
+        params += [_array_literal([getattr(s, name) for s in states]) for name in _LINK_FIELDS]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
         return
+    fields = [MeterLink._meta.get_field(name) for name in _LINK_FIELDS]
     assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)  # type: ignore[union-attr]
     sql = f"UPDATE {table} SET {assignments} WHERE id = %s"  # noqa: S608
     prepared = [
-        [f.get_db_prep_save(getattr(link, f.attname), connection) for f in fields]  # type: ignore[union-attr]
-        + [link.pk]
-        for link in links
+        [f.get_db_prep_save(getattr(state, f.attname), connection) for f in fields]  # type: ignore[union-attr]
+        + [state.link_id]
+        for state in states
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, prepared)
 
 
-def _insert_intervals(rows: list[SimpleNamespace]) -> None:
+def _insert_intervals(rows: list[tuple[Any, ...]]) -> None:
     if not rows:
         return
     if connection.vendor == "postgresql":
-        _pg_copy(Interval._meta.db_table, _INTERVAL_COLUMNS, rows)
+        _pg_copy(Interval._meta.db_table, _INTERVAL_COLUMNS, _INTERVAL_TYPES, rows)
     else:
         _executemany_insert(Interval, _INTERVAL_COLUMNS, rows)
 
 
 _LINK_FIELDS = ["online", "missed_polls", "last_error", "last_seen_at", "offline_since",
                 "last_read_at", "last_total"]  # fmt: skip
+
+
+def _state_seen(state: _MeterState, *, actor: Actor, at: datetime) -> None:
+    """:func:`_mark_seen` for a meter of a batch."""
+    if state.online is False:
+        audit_record(
+            actor=actor,
+            action="meter.online",
+            obj=Meter.objects.get(pk=state.meter_id),
+            before={
+                "offline_since": state.offline_since.isoformat() if state.offline_since else None
+            },
+            after={"online_at": at.isoformat()},
+        )
+        state.offline_since = None
+    state.online = True
+    state.missed_polls = 0
+    state.last_error = ""
+    if state.last_seen_at is None or at > state.last_seen_at:
+        state.last_seen_at = at
 
 
 @transaction.atomic
@@ -574,100 +776,119 @@ def register_reads_record_batch(
     one would give. A read the single path would refuse is skipped and reported in
     ``refused``; the others are stored. Polled and pushed reads are their own record; manual
     reads are also audited; meters coming back online are audited, as in the single path.
+
+    A constant number of statements per batch, whatever the number of meters: the meters,
+    their links (created if missing, locked, loaded with each meter's newest and newest good
+    read), the moments that may be stored already, the reads, the intervals, the links.
     """
     if not reads:
         return BatchOutcome(0, 0, 0, 0, ())
-    meters = Meter.objects.only(
-        "pk", "organisation_id", "kind", "model", "multiplier", "removed_on", "address"
-    ).in_bulk({r.meter_id for r in reads})
-    now = timezone.now()
+    states = _meters_of({r.meter_id for r in reads})
+    latest = timezone.now() + timedelta(minutes=10)
     refused: list[tuple[ReadInput, str]] = []
     accepted: list[ReadInput] = []
+    registers: list[_Registers] = []
     for read in reads:
-        reason = _refusal(read, meters.get(read.meter_id), now)
-        if reason is None:
-            accepted.append(read)
+        checked = _checked(read, states.get(read.meter_id), latest)
+        if isinstance(checked, str):
+            refused.append((read, checked))
         else:
-            refused.append((read, reason))
+            accepted.append(read)
+            registers.append(checked)
     if not accepted:
         return BatchOutcome(0, 0, 0, 0, tuple(refused))
-    meters = {m: meters[m] for m in {r.meter_id for r in accepted}}
-    links = _links_for_update(meters)  # serialises with every other writer of these meters
-    meter_ids = sorted(meters)
-    stored = _stored_moments(meter_ids, {r.read_at for r in accepted})
-    fresh: list[ReadInput] = []
+    states = {m: states[m] for m in {r.meter_id for r in accepted}}
+    if connection.vendor == "postgresql":
+        # Do not wait for the WAL flush at commit: a crash may lose the last moments of reads,
+        # which the meters' cumulative registers make good at the next read; any transaction
+        # that builds on these reads (a deduction) commits synchronously and so flushes them.
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
+    _lock_and_load(states)  # serialises with every other writer of these meters
+    # Only a moment no later than the meter's newest stored read can be stored already.
+    maybe_stored: set[tuple[int, datetime]] = set()
     for read in accepted:
+        newest = states[read.meter_id].history.newest
+        if newest is not None and read.read_at <= newest.read_at:
+            maybe_stored.add((read.meter_id, read.read_at))
+    seen = _stored_moments(maybe_stored)
+    fresh: list[tuple[ReadInput, _Registers]] = []
+    for read, values in zip(accepted, registers, strict=True):
         moment = (read.meter_id, read.read_at)
-        if moment not in stored:
-            stored.add(moment)
-            fresh.append(read)
+        if moment not in seen:
+            seen.add(moment)
+            fresh.append((read, values))
     duplicates = len(accepted) - len(fresh)
     received_at = timezone.now()
-    rows = [  # plain rows, not model instances: this path is about throughput
-        SimpleNamespace(
-            organisation_id=meters[r.meter_id].organisation_id,
-            meter_id=r.meter_id,
-            read_at=r.read_at,
-            source=r.source,
-            received_at=received_at,
-            **{name: _decimal_or_none(getattr(r, name), name) for name in _REGISTERS},
+    rows: list[tuple[Any, ...]] = []  # plain tuples in _READ_COLUMNS order: this path is hot
+    derived_all: list[tuple[_MeterState, rules.Derived]] = []
+    meter_rules_cache: dict[tuple[int, timedelta | None], rules.MeterRules] = {}
+    manual: list[tuple[int, datetime, Decimal]] = []
+    for index, (read, values) in enumerate(fresh):
+        state = states[read.meter_id]
+        total = values[0]
+        rows.append(
+            (state.organisation_id, read.meter_id, read.read_at, read.source, *values, received_at)
         )
-        for r in fresh
-    ]
-    # Derive first, from the meters' histories before this batch; new reads get their ids after
-    # the insert (their key here is their position in the batch).
-    histories = _histories(sorted({r.meter_id for r in fresh}))
-    derived_all: list[tuple[Meter, rules.Derived]] = []
-    for index, (row, read) in enumerate(zip(rows, fresh, strict=True)):
-        meter, link = meters[read.meter_id], links[read.meter_id]
-        history = histories.get(read.meter_id, rules.MeterHistory())
-        point = rules.Point(row.read_at, row.total, ("new", index))
-        histories[read.meter_id], derived = rules.derive(
-            meter_rules(meter, link, read.expected_interval), history, point
-        )
-        if derived is not None:
-            derived_all.append((meter, derived))
-        _mark_seen(link, actor=actor, at=read.read_at)
-        if link.last_read_at is None or read.read_at > link.last_read_at:
-            link.last_read_at = read.read_at
-            link.last_total = row.total
-        if read.source == RegisterRead.Source.MANUAL:
-            audit_record(
-                actor=actor,
-                action="meter.read_manual",
-                obj=meter,
-                after={"read_at": read.read_at.isoformat(), "total": str(row.total)},
+        key = (read.meter_id, read.expected_interval)
+        meter_rules_ = meter_rules_cache.get(key)
+        if meter_rules_ is None:
+            meter_rules_ = meter_rules_cache[key] = _rules(
+                state.model, state.kind, state.multiplier, state.max_demand, read.expected_interval
             )
-    ids = _insert_reads(rows)
-    new_ids = [ids[(r.meter_id, r.read_at)] for r in rows]
+        # New reads get their ids after the insert; until then their key is their position.
+        point = rules.Point(read.read_at, total, -1 - index)
+        state.history, derived = rules.derive(meter_rules_, state.history, point)
+        if derived is not None:
+            derived_all.append((state, derived))
+        _state_seen(state, actor=actor, at=read.read_at)
+        if state.last_read_at is None or read.read_at > state.last_read_at:
+            state.last_read_at = read.read_at
+            state.last_total = total
+        if read.source == RegisterRead.Source.MANUAL:
+            manual.append((read.meter_id, read.read_at, total))
+    new_ids = _insert_reads(rows)
 
-    def resolve(point: rules.Point) -> int:
-        key = point.key
-        if isinstance(key, tuple):
-            return new_ids[key[1]]
+    def resolve(key: object) -> int:
         assert isinstance(key, int)
-        return key
+        return new_ids[-1 - key] if key < 0 else key
 
     intervals = [
-        SimpleNamespace(
-            organisation_id=meter.organisation_id,
-            meter_id=meter.pk,
-            start_read_id=resolve(derived.start),
-            end_read_id=resolve(derived.end),
-            start_at=derived.start.read_at,
-            end_at=derived.end.read_at,
-            register_delta=derived.register_delta,
-            multiplier=derived.multiplier,
-            consumption=derived.consumption,
-            status=derived.status.value,
-            booked=derived.booked,
-            note=derived.note,
+        (
+            state.organisation_id,
+            state.meter_id,
+            resolve(derived.start.key),
+            resolve(derived.end.key),
+            derived.start.read_at,
+            derived.end.read_at,
+            derived.register_delta,
+            derived.multiplier,
+            derived.consumption,
+            derived.status.value,
+            derived.booked,
+            derived.note,
         )
-        for meter, derived in derived_all
+        for state, derived in derived_all
     ]
     _insert_intervals(intervals)
-    touched = [links[m] for m in sorted({r.meter_id for r in fresh})]
-    if touched:
-        _save_links(touched)
-    booked = sum(1 for i in intervals if i.booked)
-    return BatchOutcome(len(fresh), duplicates, len(intervals), booked, tuple(refused))
+    _save_links([states[m] for m in sorted({r.meter_id for r, _ in fresh})])
+    for meter_id, read_at, total in manual:
+        audit_record(
+            actor=actor,
+            action="meter.read_manual",
+            obj=Meter.objects.get(pk=meter_id),
+            after={"read_at": read_at.isoformat(), "total": str(total)},
+        )
+    deductible = {
+        state.meter_id
+        for state, derived in derived_all
+        if derived.booked and state.account_id is not None
+    }
+    return BatchOutcome(
+        len(fresh),
+        duplicates,
+        len(intervals),
+        sum(1 for _, derived in derived_all if derived.booked),
+        tuple(refused),
+        tuple(sorted(deductible)),
+    )

@@ -1,0 +1,81 @@
+"""The gateway's batching store: pushed batches, supply states only when they change."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from meterpay.apps.control.models import MeterSupplyState
+from meterpay.apps.readings.models import Interval, RegisterRead
+from meterpay.gateway.db_port import DbPort, normalise_address
+from meterpay.gateway.readings import (
+    ElectricityReading,
+    EnergyRegisters,
+    MeterProtocol,
+    MeterReading,
+    RelayState,
+)
+from tests.factories import build_org
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def org() -> Any:
+    return build_org("dbp", 1200)
+
+
+def reading(meter: Any, minutes: int, total: str, relay: RelayState) -> MeterReading:
+    return ElectricityReading(
+        MeterProtocol.DLT645,
+        normalise_address(meter.protocol, meter.address),
+        EnergyRegisters(Decimal(total), None, None, None, None),
+        relay=relay,
+        read_at=timezone.now().replace(microsecond=0) - timedelta(hours=2, minutes=-minutes),
+    )
+
+
+def test_a_restarted_gateway_reports_only_supply_states_that_changed(org: Any) -> None:
+    gateway = org.gateway.identifier
+    DbPort().record_batch([(gateway, reading(org.meter, 0, "1", RelayState.CLOSED), "poll")])
+    first = MeterSupplyState.objects.get(meter=org.meter)
+    assert first.reported == "on"
+    restarted = DbPort()  # knows nothing of the meter's state but what the database holds
+    restarted.record_batch([(gateway, reading(org.meter, 15, "1.1", RelayState.CLOSED), "poll")])
+    assert MeterSupplyState.objects.get(meter=org.meter).reported_at == first.reported_at
+    restarted.record_batch([(gateway, reading(org.meter, 30, "1.2", RelayState.OPEN), "poll")])
+    now = MeterSupplyState.objects.get(meter=org.meter)
+    assert now.reported == "off" and now.reported_at > first.reported_at
+
+
+@pytest.mark.django_db(transaction=True)  # the port stores from its own thread
+def test_pushed_batches_are_buffered_and_stored_in_batches(org: Any) -> None:
+    port = DbPort(batch_size=3, batch_delay=60)
+    gateway = org.gateway.identifier
+    readings = [
+        reading(meter, minutes, f"{10 + minutes / 100}", RelayState.CLOSED)
+        for minutes in range(0, 60, 15)
+        for meter in (org.meter, org.free_meter)
+    ]
+    unknown = ElectricityReading(
+        MeterProtocol.DLT645,
+        "999999999999",
+        EnergyRegisters(Decimal(1), None, None, None, None),
+        read_at=timezone.now(),
+    )
+
+    async def push() -> None:
+        await port.readings_pushed(gateway, [*readings[:5], unknown])
+        assert port.stats["batches"] == 2  # 6 waiting, batch size 3: stored at once
+        await port.readings_pushed(gateway, readings[5:])
+        await port.close()  # stores what waits, closes the port's connection
+
+    asyncio.run(push())
+    assert RegisterRead.objects.filter(source="push").count() == 8
+    assert Interval.objects.filter(meter__in=[org.meter, org.free_meter]).count() == 6
+    assert port.stats["stored"] == 8 and port.stats["batches"] == 3
