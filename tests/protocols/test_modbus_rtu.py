@@ -144,3 +144,20 @@ def test_span_covers_every_quantity() -> None:
     block = [0] * count
     block[0x0B] = 2200
     assert modbus_rtu.DDSY1352_MAP.value_from_block("voltage_a", first, block) == Decimal("220.0")
+
+
+def test_a_valid_frame_inside_register_data_is_not_taken_for_the_reply() -> None:
+    # a one-register reply of unit 1, CRC and all, carried as register data of its own reply
+    inner = modbus_rtu.encode(modbus_rtu.read_registers_reply(1, [0x1234]))
+    data = inner + bytes(1)  # 8 bytes: four registers
+    registers = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+    wire = modbus_rtu.encode(modbus_rtu.read_registers_reply(1, registers))
+    framer = modbus_rtu.ModbusRtuFramer(expected_unit=1)
+    frames = []
+    for byte in wire:  # a byte at a time: the inner frame is complete before the outer one
+        framer.feed(bytes([byte]))
+        while (frame := framer.next_frame()) is not None:
+            frames.append(frame)
+    assert [(f.unit_id, modbus_rtu.parse_read_registers_reply(f, 1, 4)) for f in frames] == [
+        (1, registers)
+    ]

@@ -181,18 +181,27 @@ class ModbusRtuFramer(StreamFramer[ModbusRtuFrame]):
     def _decode_at(self, data: bytes) -> tuple[int, ModbusRtuFrame]:
         try:
             return self._complete_frame_at(data)
-        except (ChecksumError, TruncatedFrame):
-            # The candidate was garbage if a complete valid frame follows it.
-            for later in range(1, min(len(data) - 3, MAX_RTU_FRAME)):
-                if not self._is_candidate(data, later):
-                    continue
-                try:
-                    used, frame = self._complete_frame_at(data[later:])
-                except FrameError:
-                    continue
-                self._discard(later)
-                return used, frame
-            raise
+        except TruncatedFrame as error:
+            if self.expected_unit is not None:
+                # The expected unit's reply in progress: wait for the rest. Looking inside it
+                # could take register bytes that happen to form a valid frame for another.
+                raise
+            return self._resync(data, error)
+        except ChecksumError as error:
+            return self._resync(data, error)
+
+    def _resync(self, data: bytes, error: FrameError) -> tuple[int, ModbusRtuFrame]:
+        """The candidate was garbage if a complete valid frame follows it."""
+        for later in range(1, min(len(data) - 3, MAX_RTU_FRAME)):
+            if not self._is_candidate(data, later):
+                continue
+            try:
+                used, frame = self._complete_frame_at(data[later:])
+            except FrameError:
+                continue
+            self._discard(later)
+            return used, frame
+        raise error
 
 
 # ---------------------------------------------------------------------------
