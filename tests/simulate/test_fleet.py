@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from decimal import Decimal
 
 import pytest
@@ -10,9 +11,13 @@ import pytest
 from meterpay.apps.meters import services as meters
 from meterpay.apps.readings.models import RegisterRead
 from meterpay.apps.readings.services import meter_link_set_max_demand
+from meterpay.gateway.commissioning import Endpoint, read_async
 from meterpay.gateway.db_port import DbPort, PollIntervals
 from meterpay.gateway.dtu import DtuServer
+from meterpay.gateway.errors import GatewayError
+from meterpay.gateway.meters import MeterSpec as GatewayMeterSpec
 from meterpay.gateway.process import GatewayProcess, ProcessOptions
+from meterpay.gateway.readings import MeterProtocol
 from meterpay.simulate.clock import ScaledClock
 from meterpay.simulate.fleet import build_fleet
 from meterpay.simulate.from_db import fleet_specs
@@ -127,3 +132,56 @@ def test_fleet_connects_to_the_gateway_process_and_gets_polled() -> None:
 
     asyncio.run(scenario())
     assert RegisterRead.objects.filter(meter__address="000000000800", total__gt=0).exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.django_db
+def test_a_dialled_serial_server_listens_where_the_platform_dials() -> None:
+    org = build_org("fs", 810)
+    port = _free_port()
+    serial = meters.gateway_create(
+        actor="t",
+        site=org.site,
+        identifier="SER-fs",
+        kind="serial_server",
+        protocol="dlt645",
+        host="127.0.0.1",
+        port=port,
+    )
+    meters.meter_create(
+        actor="t",
+        organisation=org.org,
+        kind="electricity_1p",
+        protocol="dlt645",
+        address="000000000899",
+        gateway=serial,
+        room=org.room,
+    )
+    (spec,) = fleet_specs("fs", ["SER-fs"])
+    assert spec.listen == ("127.0.0.1", port)
+    fleet = build_fleet([spec], ScaledClock(), connect=("127.0.0.1", 1), mqtt=None)
+    assert fleet.dtus == [] and len(fleet.serial_servers) == 1
+
+    async def scenario() -> str:
+        running = asyncio.create_task(fleet.run())
+        try:
+            for _ in range(50):  # until it listens
+                try:
+                    reading = await read_async(
+                        Endpoint("127.0.0.1", port, timeout=1.0),
+                        GatewayMeterSpec(MeterProtocol.DLT645, "000000000899"),
+                    )
+                    return reading.address
+                except GatewayError:
+                    await asyncio.sleep(0.05)
+            raise AssertionError("the virtual serial server never answered")
+        finally:
+            fleet.stop()
+            await asyncio.wait_for(running, 5)
+
+    assert asyncio.run(scenario()) == "000000000899"

@@ -1,7 +1,8 @@
 """A fleet of virtual gateways and meters, described as plain data (e.g. from the database).
 
 :func:`build_fleet` turns :class:`GatewaySpec` s into virtual DTUs (TCP, connecting out to the
-gateway process) and virtual MQTT gateways; :meth:`Fleet.run` runs them all until stopped.
+gateway process), virtual serial servers in TCP-server mode (listening where the gateway process
+dials them) and virtual MQTT gateways; :meth:`Fleet.run` runs them all until stopped.
 Each meter starts from a plausible register value derived from its address, so the fleet
 looks the same on every start, and consumes by the profile of its room kind.
 """
@@ -32,7 +33,7 @@ from meterpay.simulate.profiles import (
     WATER_HOUSEHOLD,
     ConsumptionProfile,
 )
-from meterpay.simulate.servers import VirtualDtu
+from meterpay.simulate.servers import VirtualDtu, VirtualSerialServer
 
 #: Room kind -> electricity profile; water meters always use WATER_HOUSEHOLD.
 PROFILE_BY_ROOM_KIND: dict[str, ConsumptionProfile] = {
@@ -59,6 +60,8 @@ class GatewaySpec:
     protocol: str
     org: str  # organisation slug (MQTT topics)
     meters: tuple[MeterSpec, ...]
+    #: A serial server in TCP-server mode listens here and the platform dials it.
+    listen: tuple[str, int] | None = None
 
 
 def profile_for(spec: MeterSpec) -> ConsumptionProfile:
@@ -94,15 +97,22 @@ def virtual_meter(spec: MeterSpec, clock: Clock, *, fast_clock: bool) -> Virtual
 class Fleet:
     dtus: list[VirtualDtu] = field(default_factory=list)
     mqtt: list[VirtualMqttGateway] = field(default_factory=list)
+    serial_servers: list[VirtualSerialServer] = field(default_factory=list)
     meters: dict[tuple[str, str], VirtualMeter] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
 
     async def run(self) -> None:
-        await asyncio.gather(*(d.run() for d in self.dtus), *(g.run() for g in self.mqtt))
+        await asyncio.gather(
+            *(d.run() for d in self.dtus),
+            *(g.run() for g in self.mqtt),
+            *(s.run() for s in self.serial_servers),
+        )
 
     def stop(self) -> None:
         for dtu in self.dtus:
             dtu.stop()
+        for server in self.serial_servers:
+            server.close()
         for gateway in self.mqtt:
             gateway.stop()
 
@@ -155,6 +165,16 @@ def build_fleet(
                 responders.append(ModbusResponder(meter))
             else:
                 responders.append(Dlt645Responder(meter))
+        if gateway.kind == "serial_server" and gateway.listen is not None:
+            fleet.serial_servers.append(
+                VirtualSerialServer(
+                    VirtualBus(responders),
+                    faults=faults,
+                    host=gateway.listen[0],
+                    port=gateway.listen[1],
+                )
+            )
+            continue
         fleet.dtus.append(
             VirtualDtu(
                 gateway.identifier,

@@ -22,6 +22,7 @@ def fleet_specs(org_slug: str, gateways: list[str] | None = None) -> list[Gatewa
                 kind=gateway.kind,
                 protocol=gateway.protocol,
                 org=gateway.organisation.slug,
+                listen=(gateway.host, gateway.port) if gateway.host and gateway.port else None,
                 meters=tuple(
                     MeterSpec(
                         address=m.address,

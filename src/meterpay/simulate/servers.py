@@ -73,6 +73,20 @@ class VirtualSerialServer:
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
             self._server = None
 
+    async def run(self) -> None:
+        """Listen until :meth:`close` (the platform dials in, as to a device in TCP-server mode)."""
+        self._closing = asyncio.Event()
+        await self.start()
+        try:
+            await self._closing.wait()
+        finally:
+            await self.stop()
+
+    def close(self) -> None:
+        closing = getattr(self, "_closing", None)
+        if closing is not None:
+            closing.set()
+
     async def serve_forever(self) -> None:
         if self._server is None:
             await self.start()

@@ -69,6 +69,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"simulating {len(fleet.meters)} meters: "
             f"{len(fleet.dtus)} DTUs -> {options['connect']}, "
+            f"{len(fleet.serial_servers)} serial servers listening to be dialled, "
             f"{len(fleet.mqtt)} MQTT gateways, speed x{options['speed']:g}"
         )
         if fleet.skipped:
