@@ -209,6 +209,10 @@ def test_results_for_a_finished_command_are_no_ops(org: Any) -> None:
     command = request(org)
     meter_command_claim(command_id=command.command_id, worker="gw")
     supply_state_reported(meter=org.meter, reported="off", at=NOW())
+    answered = NOW()
+    assert meter_command_acknowledged(command_id=command.command_id, at=answered) is None
+    command.refresh_from_db()
+    assert command.status == "confirmed" and command.acknowledged_at == answered  # time noted
     assert meter_command_acknowledged(command_id=command.command_id, at=NOW()) is None
     assert (
         meter_command_not_done(command_id=command.command_id, at=NOW(), error="late timeout")

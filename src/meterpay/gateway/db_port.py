@@ -387,9 +387,14 @@ class DbPort:
         meter_id = self._meter_id(gateway, result.address)
         if meter_id is None or not result.acknowledged:
             return  # an unanswered command is judged by the status read that follows
-        command = MeterCommand.objects.filter(
-            meter_id=meter_id, kind=result.command.value, status=MeterCommand.Status.SENT
-        ).first()
+        answered = MeterCommand.objects.filter(meter_id=meter_id, kind=result.command.value)
+        command = (
+            answered.filter(status=MeterCommand.Status.SENT).first()
+            # confirmed by a poll's status read before its answer was recorded
+            or answered.filter(status=MeterCommand.Status.CONFIRMED, acknowledged_at__isnull=True)
+            .order_by("-pk")
+            .first()
+        )
         if command is not None:
             control.meter_command_acknowledged(
                 command_id=command.command_id, at=result.at, state=result.state

@@ -224,9 +224,24 @@ def _open_command(command_id: UUID) -> MeterCommand | None:
 def meter_command_acknowledged(
     *, command_id: UUID, at: datetime, state: str | None = None, actor: Actor = "gateway"
 ) -> MeterCommand | None:
-    """The meter answered the command; it is confirmed only by a status read."""
-    command = _open_command(command_id)
-    if command is None or command.status != MeterCommand.Status.SENT:
+    """The meter answered the command; it is confirmed only by a status read.
+
+    The acknowledgement may be recorded after a poll's status read already confirmed the
+    command (the gateway sends queued commands before recording earlier answers): then only
+    its time is kept.
+    """
+    command = MeterCommand.objects.select_for_update().filter(command_id=command_id).first()
+    if (
+        command is not None
+        and command.status == MeterCommand.Status.CONFIRMED
+        and command.acknowledged_at is None
+    ):
+        command.acknowledged_at = at
+        command.save(update_fields=["acknowledged_at"])
+        return None  # the outcome stands; the answer's time is noted
+    if command is None or command.is_final:
+        return None  # unknown, or finished already: a repeated result changes nothing
+    if command.status != MeterCommand.Status.SENT:
         return command
     command.status = MeterCommand.Status.ACKNOWLEDGED
     command.acknowledged_at = at
