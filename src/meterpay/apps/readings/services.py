@@ -535,12 +535,14 @@ def _lock_and_load(states: dict[int, _MeterState]) -> None:
             [id_array],
         )
         rows = cursor.fetchall()
-    for meter_id, link_id, *values in rows:
-        state = states[meter_id]
-        state.link_id = link_id
-        for name, value in zip(_LINK_STATE, values[:8], strict=True):
-            setattr(state, name, value)
-        n_id, n_at, n_total, g_id, g_at, g_total = values[8:]
+    for row in rows:
+        state = states[row[0]]
+        # in _LINK_STATE order; unpacked at once, not attribute by attribute (1000s of rows)
+        (
+            state.link_id, state.online, state.last_seen_at, state.offline_since,
+            state.missed_polls, state.last_error, state.last_read_at, state.last_total,
+            state.max_demand, n_id, n_at, n_total, g_id, g_at, g_total,
+        ) = row[1:]  # fmt: skip
         newest = None if n_id is None else rules.Point(n_at, n_total, n_id)
         if g_id is None:
             good = None
