@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 from typing import Any
 
@@ -296,17 +297,20 @@ def test_array_literals_reach_postgresql_unchanged() -> None:
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL array literals")
     texts = ["", "plain", 'a "quoted" {brace}, comma', "back\\slash", "NULL", None, "中文"]
-    moments = [T0, None, T0 + Q]
-    amounts = [Decimal("1.2345"), None, Decimal("999999.9999")]
+    shanghai = dt_timezone(timedelta(hours=8))
+    moments = [T0, None, T0 + Q, datetime(2026, 3, 1, 8, 0, 0, 123456, tzinfo=shanghai)]
+    amounts = [Decimal("1.2345"), None, Decimal("999999.9999"), Decimal("1E+2"), Decimal(0)]
+    counts = [0, None, 3, 2**40]
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT %s::varchar[], %s::timestamptz[], %s::numeric[], %s::boolean[]",
+            "SELECT %s::varchar[], %s::timestamptz[], %s::numeric[], %s::boolean[], %s::int8[]",
             [
                 _array_literal(texts),
                 _array_literal(moments),
                 _array_literal(amounts),
                 _array_literal([True, None, False]),
+                _array_literal(counts),
             ],
         )
         row = cursor.fetchone()
-    assert row == (texts, moments, amounts, [True, None, False])
+    assert row == (texts, moments, amounts, [True, None, False], counts)

@@ -213,3 +213,17 @@ def test_room_annotation_shows_offline_meters(org: Any) -> None:
     rooms = {r.pk: r for r in selectors.rooms_with_link_state(Room.objects.all())}
     assert rooms[org.room.pk].meters_offline is True
     assert rooms[org.vacant_room.pk].meters_offline is False
+
+
+def test_without_database_foreign_keys_the_orm_still_protects_and_cascades(org: Any) -> None:
+    """docs/decisions/readings-foreign-keys.md: the rules live in the ORM, not the database."""
+    from django.db.models import ProtectedError
+
+    read(org.meter, T0, "100.00")
+    second = read(org.meter, T0 + Q, "101.00")
+    assert second.interval is not None
+    with pytest.raises(ProtectedError):
+        org.meter.delete()
+    second.read.delete()
+    assert not Interval.objects.filter(meter=org.meter).exists()
+    assert RegisterRead.objects.filter(meter=org.meter).count() == 1

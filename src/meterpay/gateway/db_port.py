@@ -228,6 +228,9 @@ class DbPort:
         """Store readings in one transaction, then their relay/valve states."""
         inputs: list[readings.ReadInput] = []
         seen: list[tuple[int, MeterReading]] = []
+        expected = {
+            water: timedelta(seconds=self.intervals.for_meter(water)) for water in (False, True)
+        }
         for gateway, reading, source in items:
             meter_id = self._meter_id(gateway, reading.address)
             if meter_id is None:
@@ -250,7 +253,7 @@ class DbPort:
                         energy.flat,
                         energy.valley,
                         source=source,
-                        expected_interval=timedelta(seconds=self.intervals.for_meter(water)),
+                        expected_interval=expected[water],
                     )
                 )
             else:
@@ -260,7 +263,7 @@ class DbPort:
                         reading.read_at,
                         reading.volume_m3,
                         source=source,
-                        expected_interval=timedelta(seconds=self.intervals.for_meter(water)),
+                        expected_interval=expected[water],
                     )
                 )
         try:

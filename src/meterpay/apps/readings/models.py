@@ -9,12 +9,24 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from meterpay.apps.organisations.models import OrgOwned
+from meterpay.apps.organisations.models import Organisation, OrgOwned
 
 #: Register values: up to 999999.99 on the meters we know, with room for finer meters.
 REGISTER = {"max_digits": 14, "decimal_places": 4}
 #: Consumption after the CT ratio (register delta x multiplier).
 CONSUMPTION = {"max_digits": 18, "decimal_places": 4}
+
+
+def _organisation_unchecked() -> models.ForeignKey[Organisation]:
+    """The organisation of a high-volume row, without a database foreign key: the batch store
+    takes it from the meter it has just loaded (docs/decisions/readings-foreign-keys.md)."""
+    return models.ForeignKey(
+        Organisation,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("organisation"),
+        db_constraint=False,
+    )
 
 
 class RegisterRead(OrgOwned):
@@ -25,13 +37,16 @@ class RegisterRead(OrgOwned):
         PUSH = "push", _("Pushed")
         MANUAL = "manual", _("Manual")
 
+    organisation = _organisation_unchecked()
     #: No index of its own: the (meter, read_at) constraint's index serves every meter lookup.
+    #: No database foreign keys on this table and Interval: docs/decisions/readings-foreign-keys.md
     meter = models.ForeignKey(
         "meters.Meter",
         on_delete=models.PROTECT,
         related_name="register_reads",
         verbose_name=_("meter"),
         db_index=False,
+        db_constraint=False,
     )
     read_at = models.DateTimeField(_("read at"))
     source = models.CharField(_("source"), max_length=8, choices=Source.choices)
@@ -72,6 +87,7 @@ class Interval(OrgOwned):
 
     BOOKED_STATUSES = (Status.OK, Status.ROLLOVER, Status.GAP)
 
+    organisation = _organisation_unchecked()
     #: No index of its own: (meter, end_at) serves every meter lookup.
     meter = models.ForeignKey(
         "meters.Meter",
@@ -79,12 +95,21 @@ class Interval(OrgOwned):
         related_name="intervals",
         verbose_name=_("meter"),
         db_index=False,
+        db_constraint=False,
     )
     start_read = models.ForeignKey(
-        RegisterRead, on_delete=models.CASCADE, related_name="+", verbose_name=_("start read")
+        RegisterRead,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("start read"),
+        db_constraint=False,
     )
     end_read = models.OneToOneField(
-        RegisterRead, on_delete=models.CASCADE, related_name="interval", verbose_name=_("end read")
+        RegisterRead,
+        on_delete=models.CASCADE,
+        related_name="interval",
+        verbose_name=_("end read"),
+        db_constraint=False,
     )
     start_at = models.DateTimeField(_("start"))
     end_at = models.DateTimeField(_("end"))

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -101,6 +102,7 @@ def meter_rules(
     return _rules(meter.model, meter.kind, meter.multiplier, override, expected)
 
 
+@lru_cache(maxsize=4096)  # few distinct meter set-ups; a batch asks once per reading
 def _rules(
     model: str,
     kind: str,
@@ -460,17 +462,21 @@ def _int_array(values: Sequence[int]) -> str:
 
 def _array_literal(values: Sequence[object]) -> str:
     """Any values (None, bool, numbers, datetimes, text) as one PostgreSQL array literal, for
-    a ``%s::type[]`` parameter: every element quoted, NULL for None."""
-
-    def element(value: object) -> str:
+    a ``%s::type[]`` parameter: NULL for None, text quoted; booleans, numbers and ISO times
+    hold no character an array literal would need quoted."""
+    elements = []
+    for value in values:
         if value is None:
-            return "NULL"
-        if isinstance(value, bool):
-            return "t" if value else "f"
-        text = value.isoformat() if isinstance(value, datetime) else str(value)
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-    return "{" + ",".join(element(v) for v in values) + "}"
+            elements.append("NULL")
+        elif value is True or value is False:
+            elements.append("t" if value else "f")
+        elif isinstance(value, str):
+            elements.append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        elif isinstance(value, datetime):
+            elements.append(value.isoformat())
+        else:
+            elements.append(str(value))
+    return "{" + ",".join(elements) + "}"
 
 
 def _meters_of(meter_ids: set[int]) -> dict[int, _MeterState]:
@@ -513,7 +519,10 @@ def _lock_and_load(states: dict[int, _MeterState]) -> None:
         # A statement of its own after the locks: it sees what the writers before us committed.
         cursor.execute(
             f"SELECT l.meter_id, l.id, {', '.join('l.' + c for c in _LINK_STATE)},"  # noqa: S608
-            " n.id, n.read_at, n.total, g.id, g.read_at, g.total"
+            # the newest read is usually the newest good one too: its values come once
+            " n.id, n.read_at, n.total,"
+            " g.id, CASE WHEN g.id <> n.id THEN g.read_at END,"
+            " CASE WHEN g.id <> n.id THEN g.total END"
             f" FROM {link} l"
             " LEFT JOIN LATERAL (SELECT r.id, r.read_at, r.total"
             f"  FROM {read} r WHERE r.meter_id = l.meter_id ORDER BY r.read_at DESC LIMIT 1) n"
@@ -526,16 +535,22 @@ def _lock_and_load(states: dict[int, _MeterState]) -> None:
             [id_array],
         )
         rows = cursor.fetchall()
-    for meter_id, link_id, *values in rows:
-        state = states[meter_id]
-        state.link_id = link_id
-        for name, value in zip(_LINK_STATE, values[:8], strict=True):
-            setattr(state, name, value)
-        n_id, n_at, n_total, g_id, g_at, g_total = values[8:]
-        state.history = rules.MeterHistory(
-            None if n_id is None else rules.Point(n_at, n_total, n_id),
-            None if g_id is None else rules.Point(g_at, g_total, g_id),
-        )
+    for row in rows:
+        state = states[row[0]]
+        # in _LINK_STATE order; unpacked at once, not attribute by attribute (1000s of rows)
+        (
+            state.link_id, state.online, state.last_seen_at, state.offline_since,
+            state.missed_polls, state.last_error, state.last_read_at, state.last_total,
+            state.max_demand, n_id, n_at, n_total, g_id, g_at, g_total,
+        ) = row[1:]  # fmt: skip
+        newest = None if n_id is None else rules.Point(n_at, n_total, n_id)
+        if g_id is None:
+            good = None
+        elif g_id == n_id:
+            good = newest
+        else:
+            good = rules.Point(g_at, g_total, g_id)
+        state.history = rules.MeterHistory(newest, good)
 
 
 def _orm_lock_and_load(states: dict[int, _MeterState]) -> None:
@@ -822,7 +837,6 @@ def register_reads_record_batch(
     received_at = timezone.now()
     rows: list[tuple[Any, ...]] = []  # plain tuples in _READ_COLUMNS order: this path is hot
     derived_all: list[tuple[_MeterState, rules.Derived]] = []
-    meter_rules_cache: dict[tuple[int, timedelta | None], rules.MeterRules] = {}
     manual: list[tuple[int, datetime, Decimal]] = []
     for index, (read, values) in enumerate(fresh):
         state = states[read.meter_id]
@@ -830,12 +844,9 @@ def register_reads_record_batch(
         rows.append(
             (state.organisation_id, read.meter_id, read.read_at, read.source, *values, received_at)
         )
-        key = (read.meter_id, read.expected_interval)
-        meter_rules_ = meter_rules_cache.get(key)
-        if meter_rules_ is None:
-            meter_rules_ = meter_rules_cache[key] = _rules(
-                state.model, state.kind, state.multiplier, state.max_demand, read.expected_interval
-            )
+        meter_rules_ = _rules(
+            state.model, state.kind, state.multiplier, state.max_demand, read.expected_interval
+        )
         # New reads get their ids after the insert; until then their key is their position.
         point = rules.Point(read.read_at, total, -1 - index)
         state.history, derived = rules.derive(meter_rules_, state.history, point)
