@@ -211,7 +211,7 @@ class _Rated:
     meter: Meter
     account: Account
     state: DeductionState
-    intervals: list[Interval]
+    intervals: list[Any]  # (meter_id, start_at, end_at, consumption) rows of Interval
     currency: str
     result: Any = None  # the engine's incremental charge
     entry: ledger.JournalEntry | None = None
@@ -331,9 +331,7 @@ def _locked_states(meters: list[Meter]) -> dict[int, DeductionState]:
     }
 
 
-def _new_intervals(
-    meters: list[Meter], states: dict[int, DeductionState]
-) -> dict[int, list[Interval]]:
+def _new_intervals(meters: list[Meter], states: dict[int, DeductionState]) -> dict[int, list[Any]]:
     """Each meter's booked intervals after its cursor, at most ``MAX_INTERVALS_PER_RUN``."""
     since: dict[int, datetime] = {}
     for meter in meters:
@@ -341,12 +339,16 @@ def _new_intervals(
         moment = states[meter.pk].rated_until or meter.account.opened_at
         if moment is not None:
             since[meter.pk] = moment
-    found: dict[int, list[Interval]] = {}
+    found: dict[int, list[Any]] = {}
     if not since:
         return found
-    rows = Interval.objects.filter(
-        meter_id__in=list(since), booked=True, end_at__gt=min(since.values())
-    ).order_by("meter_id", "end_at")
+    rows = (
+        Interval.objects.filter(
+            meter_id__in=list(since), booked=True, end_at__gt=min(since.values())
+        )
+        .order_by("meter_id", "end_at")
+        .values_list("meter_id", "start_at", "end_at", "consumption", named=True)
+    )
     for row in rows:
         cursor = since[row.meter_id]
         if row.end_at > cursor and row.start_at >= cursor:
@@ -539,7 +541,8 @@ def _evaluation_needed(wallet: Wallet, row: BalancePolicy, now: datetime) -> boo
 
 
 def _rows_update(model: type[Model], rows: Sequence[Model], fields: list[str]) -> None:
-    """``UPDATE … WHERE id = %s`` for each row, in one ``executemany``.
+    """Write ``fields`` of ``rows`` in one statement (PostgreSQL: ``UPDATE … FROM (VALUES …)``;
+    elsewhere one ``executemany``).
 
     Django's ``bulk_update`` builds a ``CASE`` per field and row; at 1000 rows compiling it
     costs more than the rest of the deduction.
@@ -549,21 +552,31 @@ def _rows_update(model: type[Model], rows: Sequence[Model], fields: list[str]) -
     connection = transaction.get_connection()
     quote = connection.ops.quote_name
     meta = model._meta
-    columns = [meta.get_field(name) for name in fields]
-    assignments = ", ".join(f"{quote(c.column)} = %s" for c in columns)  # type: ignore[union-attr]
-    sql = (
-        f"UPDATE {quote(meta.db_table)} SET {assignments}"  # noqa: S608 - names from the model
-        f" WHERE {quote(meta.pk.column)} = %s"  # type: ignore[union-attr]
-    )
+    pk = meta.pk
+    assert pk is not None
+    columns = [pk, *(meta.get_field(name) for name in fields)]
+    values = [
+        [column.get_db_prep_save(getattr(row, column.attname), connection) for column in columns]  # type: ignore[union-attr]
+        for row in rows
+    ]
+    names = [quote(column.column) for column in columns]  # type: ignore[union-attr]
+    table = quote(meta.db_table)
     with connection.cursor() as cursor:
-        cursor.executemany(
-            sql,
-            [
-                [c.get_db_prep_save(getattr(row, c.attname), connection) for c in columns]  # type: ignore[union-attr]
-                + [row.pk]
-                for row in rows
-            ],
-        )
+        if connection.vendor == "postgresql":
+            placeholders = "(" + ", ".join(f"%s::{c.db_type(connection)}" for c in columns) + ")"  # type: ignore[union-attr]
+            sets = ", ".join(f"{name} = v.{name}" for name in names[1:])
+            table_rows = ", ".join([placeholders] * len(rows))
+            cursor.execute(
+                f"UPDATE {table} AS t SET {sets} FROM (VALUES {table_rows})"  # noqa: S608 - names from the model
+                f" AS v({', '.join(names)}) WHERE t.{names[0]} = v.{names[0]}",
+                [value for row_values in values for value in row_values],
+            )
+        else:
+            sets = ", ".join(f"{name} = %s" for name in names[1:])
+            cursor.executemany(
+                f"UPDATE {table} SET {sets} WHERE {names[0]} = %s",  # noqa: S608 - names from the model
+                [[*row_values[1:], row_values[0]] for row_values in values],
+            )
 
 
 def meters_deduct_batch(
