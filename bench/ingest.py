@@ -3,6 +3,7 @@
     uv run python bench/ingest.py [--dtus 100] [--meters-per-dtu 10] [--protocol cjt188]
         [--mqtt-gateways 10] [--meters-per-mqtt 100] [--mqtt-every 0.05]
         [--seconds 10] [--db-reads 50000] [--batch 1000] [--accounts 100] [--deduct-seconds 10]
+        [--only deductions]
 
 Runs against a fresh test database (SQLite, or ``DATABASE_URL``, e.g.
 ``postgres://postgres@127.0.0.1:5432/meterpay_bench`` → ``test_meterpay_bench``), with the
@@ -22,7 +23,9 @@ and Mosquitto on 127.0.0.1:1883 for the MQTT path. Figures, in one run, on the s
 5. deductions as readings arrive: ``--accounts`` DTU meters have an open prepaid account
    with a tariff; after each batch of (3) is stored, the deduction job it queued runs (the
    job worker's code, ``meters_deduct_task``), timed apart from the store, for up to
-   ``--deduct-seconds``; the jobs left then are counted, not run.
+   ``--deduct-seconds``; the jobs left then are counted, not run. ``--only deductions``
+   measures (5) alone: the database stage over the ``--accounts`` meters only, so that each
+   job deducts every one of them for one interval.
 
 Measured figures, the machine and the command: docs/readings.md, "Performance".
 """
@@ -398,6 +401,29 @@ def database_stage(
     return stored / elapsed, intervals / elapsed, rows
 
 
+def deductions_only(args: argparse.Namespace, meter_ids: list[int], deductions: Deductions) -> None:
+    """(5) alone: the database stage over the meters with an account, one read per meter per
+    batch, and the deduction job of each batch, timed."""
+    from django.db import connection
+
+    args.batch = min(args.batch, len(meter_ids))  # each job: every meter, one interval each
+    database_stage(args, meter_ids, deductions)
+    print(f"database            {connection.vendor} ({connection.settings_dict['NAME']})")
+    print(f"machine             {platform.machine()}, {os.cpu_count()} cores, {platform.system()}")
+    print(f"meters              {len(meter_ids)} {args.protocol} with an open prepaid account")
+    print(f"batch size          {args.batch}")
+    print_deductions(deductions)
+
+
+def print_deductions(deductions: Deductions) -> None:
+    rate = deductions.posted / deductions.seconds if deductions.seconds else 0.0
+    print(
+        f"5. deductions       {rate:,.0f} deductions posted/s ({deductions.posted} by"
+        f" {deductions.jobs} jobs in {deductions.seconds:.1f} s, after each batch of 3;"
+        f" {deductions.left} jobs left unrun)"
+    )
+
+
 def raw_insert(rows: list) -> float:
     """The same rows, a year earlier, into the same table: COPY / executemany."""
     from django.db import connection, transaction
@@ -438,6 +464,11 @@ def main() -> None:
     parser.add_argument("--db-reads", type=int, default=50_000)
     parser.add_argument("--accounts", type=int, default=100, help="DTU meters with an account")
     parser.add_argument("--deduct-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--only",
+        choices=["deductions"],
+        help="deductions: only (5), the --accounts meters read by the database stage",
+    )
     parser.add_argument("--simulators", type=int, help=argparse.SUPPRESS)  # child: gateway port
     parser.add_argument("--mqtt-simulators", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -475,6 +506,9 @@ def main() -> None:
         print(f"setup               {time.perf_counter() - began:.0f} s", flush=True)
         # the database stage first: its reads lie in the past, the live ones come after them
         deductions = Deductions(args.deduct_seconds)
+        if args.only == "deductions":
+            deductions_only(args, meter_ids[: args.accounts], deductions)
+            return
         db_reads, db_intervals, rows = database_stage(args, meter_ids, deductions)
         raw = raw_insert(rows)
         mqtt = asyncio.run(whole_path_mqtt(args))
@@ -506,12 +540,7 @@ def main() -> None:
             f" ({len(rows)} reads: gateway DbPort batches → DB)"
         )
         print(f"4. raw bulk insert  {raw:,.0f} rows/s (same rows, same table)")
-        rate = deductions.posted / deductions.seconds if deductions.seconds else 0.0
-        print(
-            f"5. deductions       {rate:,.0f} deductions posted/s ({deductions.posted} by"
-            f" {deductions.jobs} jobs in {deductions.seconds:.1f} s, after each batch of 3;"
-            f" {deductions.left} jobs left unrun)"
-        )
+        print_deductions(deductions)
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
         teardown_test_environment()

@@ -37,6 +37,8 @@ from meterpay.core.money import format_amount, from_minor
 
 log = logging.getLogger(__name__)
 ACTOR = "balance_rule"
+#: A credit reminder is sent at most this often.
+REMINDER_GAP = timedelta(days=1)
 
 
 def policy_row(organisation_id: int) -> BalancePolicy:
@@ -78,7 +80,7 @@ def account_policy(wallet: Wallet, row: BalancePolicy) -> rules.BalancePolicy:
     )
 
 
-def _window(start: time | None, end: time | None) -> rules.DailyWindow | None:
+def daily_window(start: time | None, end: time | None) -> rules.DailyWindow | None:
     if start is None or end is None or start == end:
         return None
     return rules.DailyWindow(start, end)
@@ -90,7 +92,7 @@ def _dates(values: list[Any]) -> list[date]:
 
 def protection(wallet: Wallet, row: BalancePolicy, now: datetime) -> rules.Protection:
     schedule = rules.ProtectionSchedule(
-        night=_window(row.night_start, row.night_end),
+        night=daily_window(row.night_start, row.night_end),
         weekend_days=frozenset({5, 6}) if row.protect_weekends else frozenset(),
         protect_holidays=row.protect_holidays,
         tz=timezone.get_current_timezone(),
@@ -135,7 +137,7 @@ def credit_estimate(wallet: Wallet, *, now: datetime | None = None) -> rules.Cre
     )
 
 
-def _history(wallet: Wallet) -> dict[int, rules.AlarmRecord]:
+def alarm_records(wallet: Wallet) -> dict[int, rules.AlarmRecord]:
     history = {}
     for level, record in (wallet.alarm_history or {}).items():
         sent = record.get("last_sent_at")
@@ -234,10 +236,10 @@ def wallet_evaluate(*, wallet: Wallet, now: datetime) -> rules.Decision:
             balance=balance,
             policy=policy,
             supply=rules.SupplyState(wallet.supply),
-            alarm_history=_history(wallet),
+            alarm_history=alarm_records(wallet),
             protection=protection(wallet, row, now),
             now=now,
-            quiet_hours=_window(row.quiet_start, row.quiet_end),
+            quiet_hours=daily_window(row.quiet_start, row.quiet_end),
             tz=timezone.get_current_timezone(),
         )
         history = dict(wallet.alarm_history or {})
@@ -326,7 +328,7 @@ def _reminder(wallet: Wallet, row: BalancePolicy, now: datetime, amount: str) ->
     """An early reminder when the days of credit left drop below the policy's number."""
     if row.reminder_days is None or wallet.balance_minor <= 0:
         return
-    if wallet.reminder_sent_at is not None and now - wallet.reminder_sent_at < timedelta(days=1):
+    if wallet.reminder_sent_at is not None and now - wallet.reminder_sent_at < REMINDER_GAP:
         return
     estimate = credit_estimate(wallet, now=now)
     if estimate.days is None or estimate.days >= row.reminder_days:
