@@ -143,8 +143,7 @@ def world(org: Any) -> dict[str, Any]:
     change, change_meters = _account(org, "202", ["electricity_1p"])
     tariffs.account_tariff_assign(actor="t", account=change, tariff=flat, effective_from=opened)
     _recharge(change, "15.00")
-    # another tariff from the month boundary: the engine refuses the old tariff's state, on
-    # both paths alike (this meter stays unrated after the change; the others go on)
+    # another tariff from the month boundary: the new tariff accumulates afresh from there
     moved, moved_meters = _account(org, "206", ["electricity_1p"])
     tariffs.account_tariff_assign(actor="t", account=moved, tariff=flat, effective_from=opened)
     tariffs.account_tariff_assign(
@@ -169,6 +168,7 @@ def world(org: Any) -> dict[str, Any]:
         ],
         "skipped": [m.pk for m in suspended_meters + meter_side_meters],
         "accounts": [org.account.pk, tou_account.pk, change.pk, several.pk, moved.pk],
+        "moved": moved_meters[0].pk,
     }
 
 
@@ -292,6 +292,37 @@ def test_tariff_change_tou_and_cut_off_really_happen(world: Any) -> None:
     assert any("interval(s)" in memo for memo in memos)
     states = {meter: state for _, meter, state, _ in result["states"]}
     assert len(states) == 7  # every platform meter of an open account, not the skipped ones
+
+
+@pytest.mark.parametrize("deduct", [_each_meter, _batch], ids=["per-meter", "batch"])
+def test_an_account_moved_to_another_tariff_goes_on_being_rated(world: Any, deduct: Any) -> None:
+    meter = Meter.objects.get(pk=world["moved"])
+    for hour, total in ((-2, "100"), (-1, "103")):  # before the move: the first tariff
+        readings.register_read_record(
+            meter=meter,
+            read_at=MONTH + timedelta(hours=hour),
+            source="poll",
+            total=Decimal(total),
+            expected_interval=timedelta(hours=1),
+        )
+    deduct([meter.pk])
+    before = DeductionState.objects.get(meter=meter)
+    for hour, total in ((1, "105"), (2, "109")):  # after the move: the second tariff
+        readings.register_read_record(
+            meter=meter,
+            read_at=MONTH + timedelta(hours=hour),
+            source="poll",
+            total=Decimal(total),
+            expected_interval=timedelta(hours=1),
+        )
+    deduct([meter.pk])
+    after = DeductionState.objects.get(meter=meter)
+    assert after.rated_until == MONTH + timedelta(hours=2)
+    assert before.state["tariff_id"] != after.state["tariff_id"]  # the new tariff's state
+    assert JournalEntry.objects.filter(
+        kind="deduction", account_id=meter.account_id, occurred_at__gt=MONTH
+    ).exists()
+    assert ledger_mismatches() == []
 
 
 def test_a_second_run_posts_nothing_and_a_replayed_period_posts_once(world: Any) -> None:

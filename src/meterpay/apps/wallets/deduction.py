@@ -99,6 +99,17 @@ def _charge_type(meter: Meter) -> ChargeType:
     return ChargeType.WATER if meter.kind == Meter.Kind.WATER else ChargeType.ENERGY
 
 
+def carried_state(tariff: tariffs.Tariff, state: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The rating state to go on from: none when the account has moved to another tariff.
+
+    The old tariff's charges up to the move are posted already; the new tariff accumulates
+    from the move on (its monthly quantities, tiers and demand count from there).
+    """
+    if not state or state.get("tariff_id") != tariff.id:
+        return None
+    return state
+
+
 @transaction.atomic
 def meter_deduct(
     *,
@@ -154,7 +165,7 @@ def meter_deduct(
             )
             for i in new
         ],
-        state=state.state or None,
+        state=carried_state(tariff, state.state),
         account=terms,
     )
     reference = f"meter-{meter.pk}/{last_end.isoformat()}"
@@ -387,7 +398,7 @@ def _rate(item: _Rated, found: tuple[tariffs.Tariff, tariffs.AccountTerms], zone
             )
             for i in item.intervals
         ],
-        state=item.state.state or None,
+        state=carried_state(tariff, item.state.state),
         account=terms,
     )
     amount = round_money(item.result.amount, tariff.currency)
