@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from meterpay.protocols import dlt645, modbus_rtu
 from meterpay.simulate.clock import ManualClock, ScaledClock
-from meterpay.simulate.meters import Dlt645Responder, ModbusResponder
+from meterpay.simulate.meters import Dlt645Responder, ModbusResponder, VirtualElectricityMeter
 from meterpay.simulate.profiles import DEFAULT_TOU, DORM_ROOM, OFFICE, PROFILES, SHOP, Tariff
 from tests.simulate.factories import DLT_ADDRESS, START, electricity_meter, water_meter
 
@@ -140,3 +140,17 @@ def test_profiles_have_plausible_shapes() -> None:
         datetime(2026, 3, 4, 14, 0)
     )
     assert set(PROFILES) == {"shop", "dorm_room", "office", "public_area", "water_household"}
+
+
+def test_a_purchase_closes_a_prepaid_meter_that_tripped_for_want_of_credit() -> None:
+    clock = ManualClock(datetime(2026, 3, 2, 9, 0))
+    meter = VirtualElectricityMeter("000000000001", clock, profile=SHOP)
+    meter.remaining_money, meter.purchase_count = Decimal("0.01"), 0
+    clock.advance(timedelta(hours=1))
+    meter.advance()
+    assert not meter.relay_closed and meter.tripped_for_credit
+    assert meter.credit(dlt645.CreditOperation.PURCHASE, Decimal("20.00"), 1)
+    assert meter.relay_closed
+    meter.trip()  # tripped by command: a purchase does not close it
+    assert meter.credit(dlt645.CreditOperation.PURCHASE, Decimal("5.00"), 2)
+    assert not meter.relay_closed

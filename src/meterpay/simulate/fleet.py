@@ -51,6 +51,8 @@ class MeterSpec:
     water: bool = False
     model: str = "DDSY1352"
     room_kind: str = "office"
+    #: The meter holds the money (a meter-side account): it deducts and trips by itself.
+    meter_side: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,12 @@ def virtual_meter(spec: MeterSpec, clock: Clock, *, fast_clock: bool) -> Virtual
     electricity.tariff_energy = [
         base * share for share in (Decimal("0.1"), Decimal("0.3"), Decimal("0.35"), Decimal("0.25"))
     ]
-    electricity.prepaid = False  # the platform bills; the meter must not trip itself
+    # Platform side: the platform bills and the meter must not trip itself. Meter side: a new
+    # meter with no money and no purchases, waiting for the platform's credit downloads.
+    electricity.prepaid = spec.meter_side
+    if spec.meter_side:
+        electricity.remaining_money = Decimal("0.00")
+        electricity.purchase_count = 0
     electricity.enforce_command_expiry = not fast_clock
     return electricity
 

@@ -14,7 +14,9 @@ def fleet_specs(org_slug: str, gateways: list[str] | None = None) -> list[Gatewa
     specs = []
     for gateway in qs.order_by("identifier"):
         meters = (
-            gateway.meters.filter(removed_on__isnull=True).select_related("room").order_by("pk")
+            gateway.meters.filter(removed_on__isnull=True)
+            .select_related("room", "account")
+            .order_by("pk")
         )
         specs.append(
             GatewaySpec(
@@ -30,6 +32,7 @@ def fleet_specs(org_slug: str, gateways: list[str] | None = None) -> list[Gatewa
                         water=m.kind == "water",
                         model=m.model or "DDSY1352",
                         room_kind=m.room.kind if m.room else "public_area",
+                        meter_side=m.account_id is not None and m.account.billing_side == "meter",
                     )
                     for m in meters
                 ),

@@ -64,6 +64,8 @@ class VirtualElectricityMeter:
     voltage: Decimal = Decimal("229.8")
     power_factor: Decimal = Decimal("0.950")
     last_time_sync: datetime | None = None
+    #: Tripped by itself for want of credit (not by a command): a purchase closes it again.
+    tripped_for_credit: bool = False
     _updated_at: datetime | None = None
 
     def __post_init__(self) -> None:
@@ -94,6 +96,7 @@ class VirtualElectricityMeter:
                 if self.remaining_money <= 0:
                     self.remaining_money = Decimal(0)
                     self.relay_closed = False  # prepaid credit exhausted: trip
+                    self.tripped_for_credit = True
             moment = step_end
         self._updated_at = now
 
@@ -112,6 +115,7 @@ class VirtualElectricityMeter:
     def trip(self) -> None:
         self.advance()
         self.relay_closed = False
+        self.tripped_for_credit = False
         self.close_permitted = False
 
     def close(self) -> None:
@@ -136,6 +140,10 @@ class VirtualElectricityMeter:
         self.last_purchase_amount = max(_floor(remaining_after, CENT) - before, Decimal(0))
         self.remaining_before_last_purchase = before
         self.remaining_after_last_purchase = _floor(remaining_after, CENT)
+        if self.tripped_for_credit and self.remaining_money > 0:
+            # a prepaid meter closes again once a purchase brings credit back
+            self.relay_closed = True
+            self.tripped_for_credit = False
 
     def credit(self, operation: dlt645.CreditOperation, amount: Decimal, count: int) -> bool:
         """Apply a purchase (add ``amount``) or refund (leave ``amount``) numbered ``count``.
