@@ -37,7 +37,12 @@ from django.utils import timezone
 
 from meterpay.apps.audit.services import audit_record
 from meterpay.apps.control.models import BalanceDiscrepancy, MeterBalance, MeterCommand
-from meterpay.apps.control.services import _command_snapshot, _finish, meter_command_not_done
+from meterpay.apps.control.services import (
+    _command_snapshot,
+    _finish,
+    _notify_gateway,
+    meter_command_not_done,
+)
 from meterpay.apps.meters.models import Gateway, Meter, Protocol
 
 type Actor = Any
@@ -124,6 +129,7 @@ def meter_credit_request(
         obj=command,
         after={**_command_snapshot(command), "amount_minor": amount_minor},
     )
+    _notify_gateway(command)  # like every other command: the gateway sends it at commit
     return command
 
 

@@ -43,17 +43,14 @@ from meterpay.apps.wallets.models import (
 )
 from meterpay.apps.wallets.supply import (
     REMINDER_GAP,
-    account_policy,
-    alarm_records,
-    daily_window,
     policy_row,
-    protection,
+    prepaid_decision,
     wallet_evaluate,
 )
 from meterpay.core import balance_rules as rules
 from meterpay.core import ledger, tariffs
 from meterpay.core.ledger import ChargeType
-from meterpay.core.money import from_minor, round_money, to_minor
+from meterpay.core.money import round_money, to_minor
 
 log = logging.getLogger(__name__)
 ACTOR = "rating"
@@ -527,16 +524,7 @@ def _evaluation_needed(wallet: Wallet, row: BalancePolicy, now: datetime) -> boo
     so the wallets a deduction leaves well above every threshold cost no statement."""
     if wallet.account.billing_mode != Account.BillingMode.PREPAID:
         return True
-    decision = rules.decide(
-        balance=from_minor(wallet.balance_minor, wallet.currency),
-        policy=account_policy(wallet, row),
-        supply=rules.SupplyState(wallet.supply),
-        alarm_history=alarm_records(wallet),
-        protection=protection(wallet, row, now),
-        now=now,
-        quiet_hours=daily_window(row.quiet_start, row.quiet_end),
-        tz=timezone.get_current_timezone(),
-    )
+    decision = prepaid_decision(wallet, row, now)
     if decision.alarms or decision.action is not rules.SupplyAction.NOTHING:
         return True
     if any(str(level) in (wallet.alarm_history or {}) for level in decision.rearmed):

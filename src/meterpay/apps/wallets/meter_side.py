@@ -76,6 +76,37 @@ def on_meter_minor(account: Account) -> int:
     return -(total or 0)
 
 
+def _meter_credit_post(
+    *,
+    actor: Actor,
+    command: MeterCommand,
+    account: Account,
+    currency: str,
+    amount_minor: int,
+    to_meter: bool,
+    reference: str,
+    memo: str = "",
+) -> None:
+    """Move money between the wallet and the meter, booked against the credit command."""
+    entry = ledger.build_meter_credit(
+        account_id=str(account.pk),
+        amount_minor=amount_minor,
+        to_meter=to_meter,
+        reference=reference,
+        occurred_at=timezone.now(),
+        currency=currency,
+        memo=memo,
+    )
+    entry_post(
+        actor=actor,
+        organisation_id=account.organisation_id,
+        entry=entry,
+        kind=JournalEntry.Kind.METER_CREDIT,
+        account=account,
+        reference=f"command:{command.command_id}",
+    )
+
+
 def _download(
     *, actor: Actor, account: Account, amount_minor: int, key: str, requested_by: str, reason: str
 ) -> MeterCommand | None:
@@ -92,21 +123,14 @@ def _download(
         idempotency_key=key,
         reason=reason,
     )
-    entry = ledger.build_meter_credit(
-        account_id=str(account.pk),
+    _meter_credit_post(
+        actor=actor,
+        command=command,
+        account=account,
+        currency=wallet_for(account).currency,
         amount_minor=amount_minor,
         to_meter=True,
         reference=str(command.command_id),
-        occurred_at=timezone.now(),
-        currency=wallet_for(account).currency,
-    )
-    entry_post(
-        actor=actor,
-        organisation_id=account.organisation_id,
-        entry=entry,
-        kind=JournalEntry.Kind.METER_CREDIT,
-        account=account,
-        reference=f"command:{command.command_id}",
     )
     return command
 
@@ -205,22 +229,15 @@ def _landed_late(*, command: MeterCommand, account: Account, currency: str, acto
     ).exists()
     if not came_back:
         return
-    again = ledger.build_meter_credit(
-        account_id=str(account.pk),
+    _meter_credit_post(
+        actor=actor,
+        command=command,
+        account=account,
+        currency=currency,
         amount_minor=command.amount_minor or 0,
         to_meter=True,
         reference=f"{command.command_id}-confirmed-late",
-        occurred_at=timezone.now(),
-        currency=currency,
         memo="download confirmed after it timed out: on the meter after all",
-    )
-    entry_post(
-        actor=actor,
-        organisation_id=account.organisation_id,
-        entry=again,
-        kind=JournalEntry.Kind.METER_CREDIT,
-        account=account,
-        reference=f"command:{command.command_id}",
     )
 
 
@@ -238,43 +255,29 @@ def credit_finished(*, command: MeterCommand, actor: Actor) -> None:
         if command.status == MeterCommand.Status.CONFIRMED:
             _landed_late(command=command, account=account, currency=currency, actor=actor)
             return
-        back = ledger.build_meter_credit(
-            account_id=str(account.pk),
+        _meter_credit_post(
+            actor=actor,
+            command=command,
+            account=account,
+            currency=currency,
             amount_minor=command.amount_minor,
             to_meter=False,
             reference=reference,
-            occurred_at=timezone.now(),
-            currency=currency,
             memo=f"download {command.get_status_display()}: back to the wallet",
-        )
-        entry_post(
-            actor=actor,
-            organisation_id=account.organisation_id,
-            entry=back,
-            kind=JournalEntry.Kind.METER_CREDIT,
-            account=account,
-            reference=f"command:{command.command_id}",
         )
         return
     taken = command.confirmed_amount_minor or 0
     if command.status != MeterCommand.Status.CONFIRMED or taken <= 0:
         return
-    back = ledger.build_meter_credit(
-        account_id=str(account.pk),
+    _meter_credit_post(
+        actor=actor,
+        command=command,
+        account=account,
+        currency=currency,
         amount_minor=taken,
         to_meter=False,
         reference=reference,
-        occurred_at=timezone.now(),
-        currency=currency,
         memo="energy refund: back from the meter",
-    )
-    entry_post(
-        actor=actor,
-        organisation_id=account.organisation_id,
-        entry=back,
-        kind=JournalEntry.Kind.METER_CREDIT,
-        account=account,
-        reference=f"command:{command.command_id}",
     )
     try:
         refund_record(

@@ -210,6 +210,22 @@ def _postpaid(wallet: Wallet, row: BalancePolicy, now: datetime) -> rules.Decisi
     return rules.Decision(rules.SupplyAction.NOTHING)
 
 
+def prepaid_decision(
+    wallet: Wallet, row: BalancePolicy, now: datetime, *, policy: rules.BalancePolicy | None = None
+) -> rules.Decision:
+    """What the balance rules decide for a prepaid wallet as it stands."""
+    return rules.decide(
+        balance=_money(wallet.balance_minor, wallet.currency),
+        policy=policy or account_policy(wallet, row),
+        supply=rules.SupplyState(wallet.supply),
+        alarm_history=alarm_records(wallet),
+        protection=protection(wallet, row, now),
+        now=now,
+        quiet_hours=daily_window(row.quiet_start, row.quiet_end),
+        tz=timezone.get_current_timezone(),
+    )
+
+
 def wallet_evaluate(*, wallet: Wallet, now: datetime) -> rules.Decision:
     """Decide alarms and supply for one (locked) wallet and write them to the outboxes."""
     if not transaction.get_connection().in_atomic_block:
@@ -232,16 +248,7 @@ def wallet_evaluate(*, wallet: Wallet, now: datetime) -> rules.Decision:
         decision = _postpaid(wallet, row, now)
     else:
         policy = account_policy(wallet, row)
-        decision = rules.decide(
-            balance=balance,
-            policy=policy,
-            supply=rules.SupplyState(wallet.supply),
-            alarm_history=alarm_records(wallet),
-            protection=protection(wallet, row, now),
-            now=now,
-            quiet_hours=daily_window(row.quiet_start, row.quiet_end),
-            tz=timezone.get_current_timezone(),
-        )
+        decision = prepaid_decision(wallet, row, now, policy=policy)
         history = dict(wallet.alarm_history or {})
         for level in decision.rearmed:
             history.pop(str(level), None)
