@@ -222,6 +222,7 @@ async def whole_path_dtu(args: argparse.Namespace) -> tuple[float, float, int]:
         intervals=PollIntervals(electricity=args.poll, water=args.poll),
         batch_size=args.batch,
         batch_delay=0.2,
+        lanes=args.lanes,
     )
     server = DtuServer(port, listen_port=0, request_timeout=5.0)
     listen = await server.start()
@@ -291,6 +292,7 @@ async def whole_path_mqtt(args: argparse.Namespace) -> tuple[float, float, int] 
         intervals=PollIntervals(args.mqtt_every, args.mqtt_every),
         batch_size=args.batch,
         batch_delay=0.2,
+        lanes=args.lanes,
     )
     adapter = MqttAdapter(port, *BROKER, identifier=f"meterpay-{ORG}-{os.getpid()}")
     runner = asyncio.create_task(adapter.run())  # no plans: nothing to poll, telemetry only
@@ -357,7 +359,7 @@ def database_stage(
         WaterReading,
     )
 
-    port = DbPort(intervals=PollIntervals(60.0, 60.0))
+    port = DbPort(intervals=PollIntervals(60.0, 60.0), batch_size=args.batch, lanes=args.lanes)
     meters = list(Meter.objects.filter(pk__in=meter_ids).select_related("gateway"))
     rounds = 1 + max(1, args.db_reads // len(meters))
     start = timezone.now() - timedelta(days=2)
@@ -378,19 +380,22 @@ def database_stage(
                     MeterProtocol(meter.protocol), wire, energy, read_at=at
                 )
             items.append((meter.gateway.identifier, reading, "poll"))
+    loop = asyncio.new_event_loop()  # the port's store, as the gateway's buffer calls it
     # warm up: every meter's first contact (baseline read, link and supply rows) is not timed
     warm = len(meters)
     for offset in range(0, warm, args.batch):
-        port.record_batch(items[offset : min(warm, offset + args.batch)])
+        loop.run_until_complete(port.store(items[offset : min(warm, offset + args.batch)]))
     items = items[warm:]
     deductions.run_queued()
     reads0, intervals0 = RegisterRead.objects.count(), Interval.objects.count()
     elapsed = 0.0
     for offset in range(0, len(items), args.batch):
         began = time.perf_counter()
-        port.record_batch(items[offset : offset + args.batch])
+        loop.run_until_complete(port.store(items[offset : offset + args.batch]))
         elapsed += time.perf_counter() - began
         deductions.run_queued()  # the job worker, after each batch: not in the store's time
+    loop.run_until_complete(port.close())
+    loop.close()
     stored = RegisterRead.objects.count() - reads0
     intervals = Interval.objects.count() - intervals0
     rows = list(
@@ -462,6 +467,7 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=0.01, help="poll interval per meter, s")
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--db-reads", type=int, default=50_000)
+    parser.add_argument("--lanes", type=int, default=2, help="the gateway's storing lanes")
     parser.add_argument("--accounts", type=int, default=100, help="DTU meters with an account")
     parser.add_argument("--deduct-seconds", type=float, default=10.0)
     parser.add_argument(

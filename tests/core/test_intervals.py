@@ -122,3 +122,22 @@ def test_fold_equals_the_database_queries(
         history, derived = rules.derive(meter, history, read)
         assert derived == expected_interval
         stored.append((read, derived))
+
+
+def test_boundaries_are_exact_to_the_microsecond_and_the_last_decimal() -> None:
+    start = p(0, "100.0000")
+    at_gap = T0 + Q * 3 / 2  # 22.5 minutes: exactly 1.5 x the expected interval
+    assert rules.judge(RULES, start, rules.Point(at_gap, Decimal("100.1"))).status == "ok"
+    later = at_gap + timedelta(microseconds=1)
+    assert rules.judge(RULES, start, rules.Point(later, Decimal("100.1"))).status == "gap"
+    # 25 kW for 15 minutes is 6.25 kWh, plus the 0.02 allowance: 6.27 is plausible, 6.2701 not
+    end = T0 + Q
+    assert rules.judge(RULES, start, rules.Point(end, Decimal("106.2700"))).status == "ok"
+    assert rules.judge(RULES, start, rules.Point(end, Decimal("106.2701"))).status == "spike"
+    # a third of a second: a limit with no finite decimal expansion, still decided exactly
+    third = timedelta(microseconds=333_333)
+    limit = Decimal(25) * 333_333 / 3_600_000_000 + Decimal("0.02")
+    below = (Decimal(100) + limit).quantize(Decimal("0.0001"), rounding="ROUND_FLOOR")
+    assert rules.judge(RULES, start, rules.Point(T0 + third, below)).status == "ok"
+    above = below + Decimal("0.0001")
+    assert rules.judge(RULES, start, rules.Point(T0 + third, above)).status == "spike"

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from meterpay.apps.control.models import MeterSupplyState
+from meterpay.apps.meters.models import Meter
 from meterpay.apps.readings.models import Interval, RegisterRead
 from meterpay.gateway.db_port import DbPort, normalise_address
 from meterpay.gateway.readings import (
@@ -55,7 +58,7 @@ def test_a_restarted_gateway_reports_only_supply_states_that_changed(org: Any) -
 
 @pytest.mark.django_db(transaction=True)  # the port stores from its own thread
 def test_pushed_batches_are_buffered_and_stored_in_batches(org: Any) -> None:
-    port = DbPort(batch_size=3, batch_delay=60)
+    port = DbPort(batch_size=3, batch_delay=60, lanes=1)
     gateway = org.gateway.identifier
     readings = [
         reading(meter, minutes, f"{10 + minutes / 100}", RelayState.CLOSED)
@@ -79,3 +82,57 @@ def test_pushed_batches_are_buffered_and_stored_in_batches(org: Any) -> None:
     assert RegisterRead.objects.filter(source="push").count() == 8
     assert Interval.objects.filter(meter__in=[org.meter, org.free_meter]).count() == 6
     assert port.stats["stored"] == 8 and port.stats["batches"] == 3
+
+
+@pytest.mark.django_db(transaction=True)  # the lanes store from threads of their own
+def test_two_lanes_store_every_meters_readings_in_order(org: Any) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("lanes are for PostgreSQL: SQLite has one writer")
+    meters = [org.meter, org.free_meter] + [
+        Meter.objects.create(
+            organisation=org.org,
+            kind="electricity_1p",
+            protocol="dlt645",
+            address=f"{91_000 + n:012d}",
+            gateway=org.gateway,
+        )
+        for n in range(8)
+    ]
+    port = DbPort(batch_size=8, batch_delay=60, lanes=2)
+    readings = [
+        reading(meter, minutes, f"{10 + minutes / 100 + index}", RelayState.CLOSED)
+        for minutes in range(0, 120, 15)
+        for index, meter in enumerate(meters)
+    ]
+
+    async def push() -> None:
+        for start in range(0, len(readings), 7):
+            await port.readings_pushed(org.gateway.identifier, readings[start : start + 7])
+        await port.close()
+
+    asyncio.run(push())
+    assert len(port._lane_executors) == 0  # closed
+    assert port.stats["stored"] == len(readings) == RegisterRead.objects.count()
+    for meter in meters:
+        intervals = Interval.objects.filter(meter=meter).order_by("end_at")
+        assert [(i.status, i.consumption) for i in intervals] == [("ok", Decimal("0.15"))] * 7
+
+
+def test_a_decision_waits_for_the_batches_other_lanes_are_storing() -> None:
+    port = DbPort(lanes=2)
+    with port._lanes_idle:
+        port._lanes_busy = 1  # a lane is storing a batch
+    decided = threading.Event()
+
+    def decide() -> None:
+        port._flush_sync()  # what a command's status check does first
+        decided.set()
+
+    thread = threading.Thread(target=decide)
+    thread.start()
+    assert not decided.wait(0.3)
+    with port._lanes_idle:
+        port._lanes_busy -= 1
+        port._lanes_idle.notify_all()
+    assert decided.wait(5)
+    thread.join()

@@ -314,3 +314,100 @@ def test_array_literals_reach_postgresql_unchanged() -> None:
         )
         row = cursor.fetchone()
     assert row == (texts, moments, amounts, [True, None, False], counts)
+
+
+def history_of_link(meter: Any) -> Any:
+    from meterpay.apps.readings.services import _history_of
+
+    return _history_of(MeterLink.objects.get(meter=meter))
+
+
+def history_of_reads(meter: Any) -> Any:
+    from meterpay.apps.readings.services import _histories
+
+    return _histories([meter.pk])[meter.pk]
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps, st.lists(st.integers(0, 8), min_size=1, max_size=6))
+def test_mixing_both_paths_gives_the_intervals_of_one_by_one_and_the_links_history(
+    org: Any, steps: list[tuple[int, int, bool]], cuts: list[int]
+) -> None:
+    """The batch path trusts the link's copy of the history; the single path keeps it too.
+
+    A cut of 0 records one read by the single path; others, that many by a batch.
+    """
+    single, mixed = org.meter, org.free_meter
+    Interval.objects.filter(meter__in=[single, mixed]).delete()
+    RegisterRead.objects.filter(meter__in=[single, mixed]).delete()
+    MeterLink.objects.filter(meter__in=[single, mixed]).delete()
+    total = Decimal("500.00")
+    plan: list[tuple[Any, Decimal]] = []
+    for quarter, step, high in steps:
+        total = (Decimal("999990.00") if high else total) + Decimal(step) / 100
+        total = total % Decimal(1_000_000) if total >= 0 else Decimal(0)
+        plan.append((T0 + quarter * Q, total))
+    for at, value in plan:
+        register_read_record(meter=single, read_at=at, source="poll", total=value)
+    position, index = 0, 0
+    while position < len(plan):
+        size = cuts[index % len(cuts)]
+        if size == 0:
+            at, value = plan[position]
+            register_read_record(meter=mixed, read_at=at, source="poll", total=value)
+            position += 1
+        else:
+            chunk = plan[position : position + size]
+            register_reads_record_batch(reads=[ReadInput(mixed.pk, at, v) for at, v in chunk])
+            position += size
+        index += 1
+        assert history_of_link(mixed) == history_of_reads(mixed)
+    assert intervals_of(mixed) == intervals_of(single)
+    assert history_of_link(single) == history_of_reads(single)
+
+
+@pytest.mark.parametrize("path", ["single", "batch"])
+def test_a_lost_link_is_made_again_with_the_history_of_the_reads(org: Any, path: str) -> None:
+    meter = org.free_meter
+    register_reads_record_batch(
+        reads=[
+            ReadInput(meter.pk, T0, Decimal("100")),
+            ReadInput(meter.pk, T0 + Q, Decimal("101")),
+            ReadInput(meter.pk, T0 + 2 * Q, Decimal("9000")),  # a spike: no good read
+        ]
+    )
+    expected = history_of_reads(meter)
+    assert history_of_link(meter) == expected
+    assert expected.good is not None and expected.good.total == Decimal("101")
+    MeterLink.objects.filter(meter=meter).delete()
+    if path == "single":
+        register_read_record(meter=meter, read_at=T0 + 3 * Q, source="poll", total=Decimal("102"))
+    else:
+        register_reads_record_batch(reads=[ReadInput(meter.pk, T0 + 3 * Q, Decimal("102"))])
+    last = Interval.objects.filter(meter=meter).order_by("end_at").last()
+    assert last is not None and (last.start_at, last.status) == (T0 + Q, "gap")
+    assert history_of_link(meter) == history_of_reads(meter)
+
+
+def test_the_migration_copies_every_links_history_from_its_reads(org: Any) -> None:
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("meterpay.apps.readings.migrations.0004_link_history")
+    meter = org.free_meter
+    register_reads_record_batch(
+        reads=[ReadInput(meter.pk, T0 + i * Q, Decimal(100 + i)) for i in range(3)]
+    )
+    register_reads_record_batch(reads=[ReadInput(meter.pk, T0 + 3 * Q, Decimal("0"))])  # fell
+    expected = history_of_reads(meter)
+    MeterLink.objects.filter(meter=meter).update(
+        last_read_id=None, good_read_id=None, good_read_at=None, good_total=None
+    )
+    migration.histories_from_reads(apps, None)
+    assert history_of_link(meter) == expected
+    assert expected.newest != expected.good  # the fallen read is the newest, not a good one

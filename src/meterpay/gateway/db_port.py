@@ -6,6 +6,11 @@ event loop never blocks and SQLite sees a single writer from this process.
 Polled readings are buffered: up to ``batch_size`` readings or ``batch_delay`` seconds, then
 one transaction stores them all (``register_reads_record_batch``). The buffer is flushed
 before anything that must see a reading (a command's status read deciding it), and on close.
+
+On PostgreSQL the readings of a flush are stored in ``lanes`` at once: each lane is a thread
+with a connection of its own and a fixed share of the meters, so one lane prepares its batch
+in Python while another's is in the database (a meter's readings always go the same lane, in
+order). The first lane is the worker thread above.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -92,10 +98,18 @@ class DbPort:
     _flushes: set[asyncio.Task[None]] = field(default_factory=set)
     #: One batch in the database at a time: a full buffer then waits (back pressure on polls).
     _flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: PostgreSQL: batches stored at once, on connections of their own (SQLite: one).
+    lanes: int = 2
     stats: dict[str, int] = field(
         default_factory=lambda: {"batches": 0, "stored": 0, "intervals": 0, "duplicates": 0}
     )
     _pickup: ThreadPoolExecutor | None = None
+    _lane_executors: list[ThreadPoolExecutor] = field(default_factory=list)
+    #: Batches in the lanes beyond the first (counted before they are handed over, so that a
+    #: flush in the worker thread waits for every reading buffered before it).
+    _lanes_busy: int = 0
+    _lanes_idle: threading.Condition = field(default_factory=threading.Condition)
+    _stats_lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -215,11 +229,62 @@ class DbPort:
         """What is waiting now, batch_size at a time (a large telemetry message is several
         batches); readings arriving meanwhile wait for the next flush."""
         waiting, self._pending = self._pending, []
-        for start in range(0, len(waiting), self.batch_size):
-            await self._db(self.record_batch, waiting[start : start + self.batch_size])
+        await self.store(waiting)
+
+    def _lane_count(self) -> int:
+        if self.lanes <= 1 or connections["default"].vendor != "postgresql":
+            return 1
+        return self.lanes
+
+    async def store(self, items: Sequence[tuple[str, MeterReading, str]]) -> None:
+        """Store readings now: in batch_size batches, shared out to the lanes by meter."""
+        count = self._lane_count()
+        if count == 1:
+            for start in range(0, len(items), self.batch_size):
+                await self._db(self.record_batch, items[start : start + self.batch_size])
+            return
+        shares: list[list[tuple[str, MeterReading, str]]] = [[] for _ in range(count)]
+        for item in items:
+            shares[hash((item[0], item[1].address)) % count].append(item)
+        size = max(1, self.batch_size // count)
+        await asyncio.gather(
+            *(self._store_in_lane(lane, share, size) for lane, share in enumerate(shares) if share)
+        )
+
+    async def _store_in_lane(
+        self, lane: int, items: list[tuple[str, MeterReading, str]], size: int
+    ) -> None:
+        for start in range(0, len(items), size):
+            batch = items[start : start + size]
+            if lane == 0:
+                await self._db(self.record_batch, batch)
+                continue
+            while len(self._lane_executors) < lane:
+                number = len(self._lane_executors) + 1
+                self._lane_executors.append(
+                    ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"readings-lane-{number}")
+                )
+            with self._lanes_idle:
+                self._lanes_busy += 1
+            # Once handed over a batch is stored even if this sender is cancelled: the lane
+            # counts it out when done, and nothing buffered is lost.
+            handed = self._lane_executors[lane - 1].submit(self._record_in_lane, batch)
+            await asyncio.shield(asyncio.wrap_future(handed))
+
+    def _record_in_lane(self, batch: Sequence[tuple[str, MeterReading, str]]) -> None:
+        try:
+            close_old_connections()  # the lane's own connection: drop it if broken
+            self.record_batch(batch)
+        finally:
+            with self._lanes_idle:
+                self._lanes_busy -= 1
+                self._lanes_idle.notify_all()
 
     def _flush_sync(self) -> None:
-        """In the DB thread, before a decision that must see buffered readings."""
+        """In the DB thread, before a decision that must see buffered readings: the batches
+        other lanes are storing first, then what is still buffered."""
+        with self._lanes_idle:
+            self._lanes_idle.wait_for(lambda: self._lanes_busy == 0)
         waiting, self._pending = self._pending, []
         for start in range(0, len(waiting), self.batch_size):
             self.record_batch(waiting[start : start + self.batch_size])
@@ -276,10 +341,11 @@ class DbPort:
             return
         for read, reason in outcome.refused:
             log.warning("reading of meter %s refused: %s", read.meter_id, reason)
-        self.stats["batches"] += 1
-        self.stats["stored"] += outcome.stored
-        self.stats["intervals"] += outcome.intervals
-        self.stats["duplicates"] += outcome.duplicates
+        with self._stats_lock:
+            self.stats["batches"] += 1
+            self.stats["stored"] += outcome.stored
+            self.stats["intervals"] += outcome.intervals
+            self.stats["duplicates"] += outcome.duplicates
         self._supply_reported(seen)
         self._balances_reported(seen)
         if outcome.deductible_meters:
@@ -575,6 +641,10 @@ class DbPort:
                 await task
         await self.flush()
         await self._db(connections.close_all)
+        for executor in self._lane_executors:
+            await sync_to_async(connections.close_all, thread_sensitive=False, executor=executor)()
+            executor.shutdown()
+        self._lane_executors.clear()
         if self._pickup is not None:
             await self._pickup_db(connections.close_all)
             self._pickup.shutdown()

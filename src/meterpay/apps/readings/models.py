@@ -145,6 +145,21 @@ class MeterLink(OrgOwned):
     last_error = models.CharField(_("last error"), max_length=200, blank=True)
     last_read_at = models.DateTimeField(_("last read at"), null=True, blank=True)
     last_total = models.DecimalField(_("last register"), null=True, blank=True, **REGISTER)
+    # The newest read (id, with last_read_at and last_total) and the newest good read (a first
+    # read, a late one, or one whose interval was booked): all of a meter's past that the
+    # interval rules need (core.intervals.MeterHistory). Kept here, beside the lock every writer
+    # of the meter's reads takes, so a batch loads it with that lock instead of searching the
+    # reads. Plain ids: the reads table has no database foreign keys to keep.
+    last_read_id = models.BigIntegerField(_("last read"), null=True, blank=True, editable=False)
+    good_read_id = models.BigIntegerField(
+        _("newest good read"), null=True, blank=True, editable=False
+    )
+    good_read_at = models.DateTimeField(
+        _("newest good read at"), null=True, blank=True, editable=False
+    )
+    good_total = models.DecimalField(
+        _("newest good register"), null=True, blank=True, editable=False, **REGISTER
+    )
     #: Overrides services.MAX_DEMAND_BY_KIND (kW or m³/h, before the CT ratio).
     max_demand = models.DecimalField(
         _("maximum demand"), null=True, blank=True, max_digits=10, decimal_places=3

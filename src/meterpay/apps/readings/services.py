@@ -14,12 +14,13 @@ Rules (``docs/readings.md`` tells the whole story):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
+import psycopg
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Model, OuterRef, Q, Subquery
@@ -166,10 +167,12 @@ def _derive_interval(
 
 
 def _link_for_update(meter: Meter) -> MeterLink:
-    link, _ = MeterLink.objects.get_or_create(
-        meter=meter, defaults={"organisation_id": meter.organisation_id}
-    )
-    return MeterLink.objects.select_for_update().get(pk=link.pk)
+    """The meter's link, locked (created first, with the history its reads give, if missing)."""
+    if not MeterLink.objects.filter(meter=meter).exists():
+        link = MeterLink(meter=meter, organisation_id=meter.organisation_id)
+        _set_history(link, _histories([meter.pk]).get(meter.pk, _NO_HISTORY))
+        MeterLink.objects.bulk_create([link], ignore_conflicts=True)
+    return MeterLink.objects.select_for_update().get(meter=meter)
 
 
 def _mark_seen(link: MeterLink, *, actor: Actor, at: datetime) -> None:
@@ -245,10 +248,10 @@ def register_read_record(
         return ReadOutcome(read, False, None)
     expected = expected_interval or EXPECTED_INTERVAL_BY_KIND.get(meter.kind, timedelta(minutes=15))
     interval = _derive_interval(meter, link, read, expected)
+    # The link's copy of the history, for the batch path: the same fold the batch path makes.
+    history, _ = rules.derive(meter_rules(meter, link, expected), _history_of(link), _point(read))
+    _set_history(link, history)
     _mark_seen(link, actor=actor, at=read_at)
-    if link.last_read_at is None or read_at > link.last_read_at:
-        link.last_read_at = read_at
-        link.last_total = read.total
     link.save()
     if source == RegisterRead.Source.MANUAL:
         audit_record(
@@ -364,9 +367,9 @@ def gateway_link_disconnected(
 # --- batch ingestion (the gateway) -------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ReadInput:
-    """One register read for :func:`register_reads_record_batch`."""
+class ReadInput(NamedTuple):
+    """One register read for :func:`register_reads_record_batch` (a tuple: the gateway makes
+    thousands a second)."""
 
     meter_id: int
     read_at: datetime
@@ -393,6 +396,9 @@ class BatchOutcome:
 _REGISTERS = ("total", "sharp", "peak", "flat", "valley")
 
 
+_NO_HISTORY = rules.MeterHistory()
+
+
 @dataclass(slots=True)
 class _MeterState:
     """One meter of a batch: what the checks and rules need, its (locked) link, its history."""
@@ -411,16 +417,65 @@ class _MeterState:
     offline_since: datetime | None = None
     missed_polls: int = 0
     last_error: str = ""
+    last_read_id: int | None = None
     last_read_at: datetime | None = None
     last_total: Decimal | None = None
+    good_read_id: int | None = None
+    good_read_at: datetime | None = None
+    good_total: Decimal | None = None
     max_demand: Decimal | None = None
-    history: rules.MeterHistory = field(default_factory=rules.MeterHistory)
+    history: rules.MeterHistory = _NO_HISTORY
+    #: The rules for the expected interval of the batch's reads (asked once per meter).
+    interval_rules: rules.MeterRules | None = None
+    rules_expected: timedelta | None = None
+    #: Whether the batch changed the link's online state, missed polls or last error.
+    status_changed: bool = False
 
 
 _METER_COLUMNS = ("pk", "organisation_id", "kind", "model", "multiplier", "removed_on", "address",
                   "account_id")  # fmt: skip
+#: The link columns a batch loads, in _MeterState order (the history columns in the middle).
 _LINK_STATE = ("online", "last_seen_at", "offline_since", "missed_polls", "last_error",
-               "last_read_at", "last_total", "max_demand")  # fmt: skip
+               "last_read_id", "last_read_at", "last_total", "good_read_id", "good_read_at",
+               "good_total", "max_demand")  # fmt: skip
+#: What every batch writes back: when the meter was seen and its history.
+_LINK_SEEN = ("last_seen_at", "last_read_id", "last_read_at", "last_total", "good_read_id",
+              "good_read_at", "good_total")  # fmt: skip
+#: What a batch writes back too when a meter came back or had missed polls.
+_LINK_STATUS = ("online", "missed_polls", "last_error", "offline_since")
+_PG_TYPES = {
+    "online": "boolean", "missed_polls": "integer", "last_error": "varchar",
+    "last_seen_at": "timestamptz", "offline_since": "timestamptz", "last_read_id": "bigint",
+    "last_read_at": "timestamptz", "last_total": "numeric", "good_read_id": "bigint",
+    "good_read_at": "timestamptz", "good_total": "numeric",
+}  # fmt: skip
+
+
+def _history_of(link: MeterLink | _MeterState) -> rules.MeterHistory:
+    """The interval rules' view of a meter's past, from its link."""
+    newest = (
+        None
+        if link.last_read_id is None or link.last_read_at is None or link.last_total is None
+        else rules.Point(link.last_read_at, link.last_total, link.last_read_id)
+    )
+    if link.good_read_id is None or link.good_read_at is None or link.good_total is None:
+        return rules.MeterHistory(newest, None)
+    if newest is not None and link.good_read_id == newest.key:
+        return rules.MeterHistory(newest, newest)
+    return rules.MeterHistory(
+        newest, rules.Point(link.good_read_at, link.good_total, link.good_read_id)
+    )
+
+
+def _set_history(link: MeterLink | _MeterState, history: rules.MeterHistory) -> None:
+    """Keep a history on the link (its points' keys are read ids)."""
+    newest, good = history.newest, history.good
+    if newest is not None:
+        assert isinstance(newest.key, int)
+        link.last_read_at, link.last_total, link.last_read_id = newest
+    if good is not None:
+        assert isinstance(good.key, int)
+        link.good_read_at, link.good_total, link.good_read_id = good
 
 
 _SOURCES = frozenset(RegisterRead.Source.values)
@@ -433,7 +488,7 @@ def _checked(read: ReadInput, meter: _MeterState | None, latest: datetime) -> _R
         return f"unknown meter {read.meter_id}"
     if read.source not in _SOURCES:
         return f"unknown source {read.source!r}"
-    if timezone.is_naive(read.read_at):
+    if read.read_at.utcoffset() is None:
         return "read_at needs a time zone"
     if read.read_at > latest:
         return "read_at lies in the future"
@@ -443,6 +498,8 @@ def _checked(read: ReadInput, meter: _MeterState | None, latest: datetime) -> _R
         total = _decimal_or_none(read.total, "total")
         if total is None:
             return "total must be a non-negative number, got None"
+        if read.sharp is None and read.peak is None and read.flat is None and read.valley is None:
+            return (total, None, None, None, None)  # most meters: one register
         return (
             total,
             _decimal_or_none(read.sharp, "sharp"),
@@ -457,7 +514,7 @@ def _checked(read: ReadInput, meter: _MeterState | None, latest: datetime) -> _R
 def _int_array(values: Sequence[int]) -> str:
     """An integer array as one PostgreSQL literal: far cheaper to send than a list adapted
     value by value."""
-    return "{" + ",".join(str(int(v)) for v in values) + "}"
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def _array_literal(values: Sequence[object]) -> str:
@@ -479,110 +536,100 @@ def _array_literal(values: Sequence[object]) -> str:
     return "{" + ",".join(elements) + "}"
 
 
+def _pg_rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Rows in PostgreSQL's binary format, loaded by psycopg's own C loaders (Django's
+    connection asks for text and loads every time stamp in Python): on the batch path's
+    thousand-row queries that is a millisecond a query."""
+    with connection.cursor() as cursor, psycopg.Cursor(cursor.cursor.connection) as binary:
+        binary.execute(sql, params, binary=True)
+        return binary.fetchall()
+
+
+_PG_METER_COLUMNS = "m.id, m.organisation_id, m.kind, m.model, m.multiplier, m.removed_on," \
+    " m.address, m.account_id"  # fmt: skip
+
+
 def _meters_of(meter_ids: set[int]) -> dict[int, _MeterState]:
     if connection.vendor == "postgresql":
-        columns = "id, organisation_id, kind, model, multiplier, removed_on, address, account_id"
-        sql = f"SELECT {columns} FROM {Meter._meta.db_table} WHERE id = ANY(%s::bigint[])"  # noqa: S608
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [_int_array(sorted(meter_ids))])
-            rows = cursor.fetchall()
+        table = Meter._meta.db_table
+        sql = f"SELECT {_PG_METER_COLUMNS} FROM {table} m WHERE m.id = ANY(%s::bigint[])"  # noqa: S608
+        rows = _pg_rows(sql, [_int_array(sorted(meter_ids))])
     else:
         rows = list(Meter.objects.filter(pk__in=meter_ids).values_list(*_METER_COLUMNS))
     return {row[0]: _MeterState(*row) for row in rows}
 
 
-def _lock_and_load(states: dict[int, _MeterState]) -> None:
-    """Create missing links, lock the links in meter order (no deadlocks: every writer of a
-    meter is serialised, as in the single path), then load link state and history."""
-    ids = sorted(states)
-    if connection.vendor != "postgresql":
-        _orm_lock_and_load(states)
-        return
-    id_array = _int_array(ids)
-    link, read, interval = (
-        MeterLink._meta.db_table, RegisterRead._meta.db_table, Interval._meta.db_table
-    )  # fmt: skip
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {link} (organisation_id, meter_id, missed_polls, last_error)"  # noqa: S608
-            f" SELECT m.organisation_id, m.id, 0, '' FROM {Meter._meta.db_table} m"
-            " WHERE m.id = ANY(%s::bigint[])"
-            f" AND NOT EXISTS (SELECT 1 FROM {link} l WHERE l.meter_id = m.id)"
-            " ON CONFLICT (meter_id) DO NOTHING",
-            [id_array],
-        )
-        cursor.execute(
-            f"SELECT id FROM {link} WHERE meter_id = ANY(%s::bigint[])"  # noqa: S608
-            " ORDER BY meter_id FOR UPDATE",
-            [id_array],
-        )
-        # A statement of its own after the locks: it sees what the writers before us committed.
-        cursor.execute(
-            f"SELECT l.meter_id, l.id, {', '.join('l.' + c for c in _LINK_STATE)},"  # noqa: S608
-            # the newest read is usually the newest good one too: its values come once
-            " n.id, n.read_at, n.total,"
-            " g.id, CASE WHEN g.id <> n.id THEN g.read_at END,"
-            " CASE WHEN g.id <> n.id THEN g.total END"
-            f" FROM {link} l"
-            " LEFT JOIN LATERAL (SELECT r.id, r.read_at, r.total"
-            f"  FROM {read} r WHERE r.meter_id = l.meter_id ORDER BY r.read_at DESC LIMIT 1) n"
-            " ON true"
-            " LEFT JOIN LATERAL (SELECT r.id, r.read_at, r.total"
-            f"  FROM {read} r LEFT JOIN {interval} i ON i.end_read_id = r.id"
-            "  WHERE r.meter_id = l.meter_id AND (i.id IS NULL OR i.booked)"
-            "  ORDER BY r.read_at DESC LIMIT 1) g ON true"
-            " WHERE l.meter_id = ANY(%s::bigint[])",
-            [id_array],
-        )
-        rows = cursor.fetchall()
+def _load(states: dict[int, _MeterState], rows: Sequence[Sequence[Any]]) -> None:
     for row in rows:
         state = states[row[0]]
-        # in _LINK_STATE order; unpacked at once, not attribute by attribute (1000s of rows)
+        # in _MeterState order from link_id on; unpacked at once (1000s of rows)
         (
             state.link_id, state.online, state.last_seen_at, state.offline_since,
-            state.missed_polls, state.last_error, state.last_read_at, state.last_total,
-            state.max_demand, n_id, n_at, n_total, g_id, g_at, g_total,
+            state.missed_polls, state.last_error, state.last_read_id, state.last_read_at,
+            state.last_total, state.good_read_id, state.good_read_at, state.good_total,
+            state.max_demand,
         ) = row[1:]  # fmt: skip
-        newest = None if n_id is None else rules.Point(n_at, n_total, n_id)
-        if g_id is None:
-            good = None
-        elif g_id == n_id:
-            good = newest
-        else:
-            good = rules.Point(g_at, g_total, g_id)
-        state.history = rules.MeterHistory(newest, good)
+        state.history = _history_of(state)
 
 
-def _orm_lock_and_load(states: dict[int, _MeterState]) -> None:
-    ids = sorted(states)
-    missing = set(ids) - set(
-        MeterLink.objects.filter(meter_id__in=ids).values_list("meter_id", flat=True)
+def _meters_locked(meter_ids: set[int]) -> dict[int, _MeterState]:
+    """The batch's meters, with their links locked in meter order (every writer of a meter's
+    reads takes this lock, as in the single path) and loaded with the meters' history.
+
+    PostgreSQL: one statement for meters and links. A meter without a link yet (its first
+    contact) gets one, with the history its reads give; those are locked after the others,
+    out of meter order: two writers creating links for the same meters at once could
+    deadlock, which PostgreSQL breaks by failing one of them. An unknown meter is left out.
+    """
+    if connection.vendor != "postgresql":
+        states = _meters_of(meter_ids)
+        _links_create(states, set(states))
+        _load(states, _orm_locked(sorted(states)))
+        return states
+    # FOR UPDATE returns each link as the writer before us committed it.
+    sql = (
+        f"SELECT {_PG_METER_COLUMNS}, l.id, {', '.join('l.' + c for c in _LINK_STATE)}"  # noqa: S608
+        f" FROM {MeterLink._meta.db_table} l JOIN {Meter._meta.db_table} m ON m.id = l.meter_id"
+        " WHERE l.meter_id = ANY(%s::bigint[]) ORDER BY l.meter_id FOR UPDATE OF l"
     )
-    if missing:
-        MeterLink.objects.bulk_create(
-            [
-                MeterLink(meter_id=m, organisation_id=states[m].organisation_id)
-                for m in sorted(missing)
-            ],
-            ignore_conflicts=True,
-        )
-    locked = (
-        MeterLink.objects.select_for_update()
-        .filter(meter_id__in=ids)
-        .order_by("meter_id")
-        .values_list("meter_id", "pk", *_LINK_STATE)
+    width = len(_METER_COLUMNS)
+    states: dict[int, _MeterState] = {}
+    rows = _pg_rows(sql, [_int_array(sorted(meter_ids))])
+    if len(rows) < len(meter_ids):
+        missing = _meters_of(meter_ids - {row[0] for row in rows})
+        if missing:
+            _links_create(missing, set(missing))
+            rows += _pg_rows(sql, [_int_array(sorted(missing))])
+    for row in rows:
+        states[row[0]] = _MeterState(*row[:width])
+    _load(states, [(row[0], *row[width:]) for row in rows])
+    return states
+
+
+def _orm_locked(ids: list[int]) -> list[tuple[Any, ...]]:
+    locked = MeterLink.objects.select_for_update().filter(meter_id__in=ids).order_by("meter_id")
+    return list(locked.values_list("meter_id", "pk", *_LINK_STATE))
+
+
+def _links_create(states: dict[int, _MeterState], meter_ids: set[int]) -> None:
+    """Links for meters that have none, with the histories their reads give."""
+    missing = meter_ids - set(
+        MeterLink.objects.filter(meter_id__in=meter_ids).values_list("meter_id", flat=True)
     )
-    for meter_id, link_id, *values in locked:
-        state = states[meter_id]
-        state.link_id = link_id
-        for name, value in zip(_LINK_STATE, values, strict=True):
-            setattr(state, name, value)
-    for meter_id, history in _histories(ids).items():
-        states[meter_id].history = history
+    if not missing:
+        return
+    histories = _histories(sorted(missing))
+    links = []
+    for meter_id in sorted(missing):
+        link = MeterLink(meter_id=meter_id, organisation_id=states[meter_id].organisation_id)
+        _set_history(link, histories.get(meter_id, rules.MeterHistory()))
+        links.append(link)
+    MeterLink.objects.bulk_create(links, ignore_conflicts=True)
 
 
 def _histories(meter_ids: list[int]) -> dict[int, rules.MeterHistory]:
-    """Each meter's newest read and newest good read: one query for ids, one for values."""
+    """Each meter's newest read and newest good read, as its reads say (one query for the ids,
+    one for the values): for links that did not exist, and to check the links' copies."""
     reads = RegisterRead.objects.filter(meter=OuterRef("pk")).order_by("-read_at").values("pk")[:1]
     good = (
         RegisterRead.objects.filter(meter=OuterRef("pk"))
@@ -678,8 +725,9 @@ def _pg_copy(
         raw = cursor.cursor  # psycopg's own cursor: COPY is not in the DB-API
         with raw.copy(f"COPY {quote(table)} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(list(types))
+            write = copy.write_row
             for row in rows:
-                copy.write_row(row)
+                write(row)
 
 
 _INTERVAL_COLUMNS = (
@@ -713,38 +761,62 @@ def _executemany_insert(
 
 
 def _save_links(states: Sequence[_MeterState]) -> None:
-    """Write the link fields the batch changed, for all links in one statement (PostgreSQL) or
-    one prepared UPDATE (elsewhere)."""
+    """Write back what the batch changed: when each meter was seen and its history, and for the
+    meters that came back or had missed polls their online state too. PostgreSQL: one
+    statement for all links; elsewhere one prepared UPDATE."""
+    names = list(_LINK_SEEN)
+    if any(state.status_changed for state in states):
+        names += _LINK_STATUS
     quote = connection.ops.quote_name
     table = quote(MeterLink._meta.db_table)
-    if connection.vendor == "postgresql":
-        types = {
-            "online": "boolean", "missed_polls": "integer", "last_error": "varchar",
-            "last_seen_at": "timestamptz", "offline_since": "timestamptz",
-            "last_read_at": "timestamptz", "last_total": "numeric",
-        }  # fmt: skip
-        arrays = ", ".join(f"%s::{types[name]}[]" for name in _LINK_FIELDS)
-        names = ", ".join(_LINK_FIELDS)
-        assignments = ", ".join(f"{quote(name)} = u.{name}" for name in _LINK_FIELDS)
-        sql = (
-            f"UPDATE {table} SET {assignments} FROM unnest(%s::bigint[], {arrays})"  # noqa: S608
-            f" AS u(link_id, {names}) WHERE {table}.id = u.link_id"
-        )
-        params: list[Any] = [_int_array([state.link_id for state in states])]
-        params += [_array_literal([getattr(s, name) for s in states]) for name in _LINK_FIELDS]
+    if connection.vendor != "postgresql":
+        fields = [MeterLink._meta.get_field(name) for name in names]
+        assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)  # type: ignore[union-attr]
+        sql = f"UPDATE {table} SET {assignments} WHERE id = %s"  # noqa: S608
+        prepared = [
+            [f.get_db_prep_save(getattr(state, f.attname), connection) for f in fields]  # type: ignore[union-attr]
+            + [state.link_id]
+            for state in states
+        ]
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.executemany(sql, prepared)
         return
-    fields = [MeterLink._meta.get_field(name) for name in _LINK_FIELDS]
-    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)  # type: ignore[union-attr]
-    sql = f"UPDATE {table} SET {assignments} WHERE id = %s"  # noqa: S608
-    prepared = [
-        [f.get_db_prep_save(getattr(state, f.attname), connection) for f in fields]  # type: ignore[union-attr]
-        + [state.link_id]
-        for state in states
+    # Less to format and send: the newest read was seen last (a batch's reads are never later
+    # than its newest), and the good read is most often the newest one (sent as NULLs then).
+    sent = [name for name in names if name != "last_seen_at"]
+    newest_is_good = [s.good_read_id == s.last_read_id for s in states]
+    arrays = ", ".join(f"%s::{_PG_TYPES[name]}[]" for name in sent)
+    assignments = [
+        f"{quote(name)} = u.{name}"
+        for name in sent
+        if not name.startswith("good_read_at") and name != "good_total"
     ]
+    assignments += [
+        "last_seen_at = GREATEST(l.last_seen_at, u.last_read_at)",
+        "good_read_at = CASE WHEN u.good_read_id = u.last_read_id THEN u.last_read_at"
+        " ELSE u.good_read_at END",
+        "good_total = CASE WHEN u.good_read_id = u.last_read_id THEN u.last_total"
+        " ELSE u.good_total END",
+    ]
+    sql = (
+        f"UPDATE {table} l SET {', '.join(assignments)}"  # noqa: S608
+        f" FROM unnest(%s::bigint[], {arrays}) AS u(link_id, {', '.join(sent)})"
+        " WHERE l.id = u.link_id"
+    )
+    params: list[Any] = [_int_array([state.link_id for state in states])]
+    for name in sent:
+        values = [getattr(s, name) for s in states]
+        if name in ("good_read_at", "good_total"):
+            values = [None if same else v for v, same in zip(values, newest_is_good, strict=True)]
+        kind = _PG_TYPES[name]
+        if kind == "bigint" and None not in values:
+            params.append(_int_array(values))
+        elif kind == "timestamptz" and None not in values:
+            params.append("{" + ",".join([v.isoformat() for v in values]) + "}")
+        else:
+            params.append(_array_literal(values))
     with connection.cursor() as cursor:
-        cursor.executemany(sql, prepared)
+        cursor.execute(sql, params)
 
 
 def _insert_intervals(rows: list[tuple[Any, ...]]) -> None:
@@ -756,26 +828,26 @@ def _insert_intervals(rows: list[tuple[Any, ...]]) -> None:
         _executemany_insert(Interval, _INTERVAL_COLUMNS, rows)
 
 
-_LINK_FIELDS = ["online", "missed_polls", "last_error", "last_seen_at", "offline_since",
-                "last_read_at", "last_total"]  # fmt: skip
-
-
 def _state_seen(state: _MeterState, *, actor: Actor, at: datetime) -> None:
     """:func:`_mark_seen` for a meter of a batch."""
-    if state.online is False:
-        audit_record(
-            actor=actor,
-            action="meter.online",
-            obj=Meter.objects.get(pk=state.meter_id),
-            before={
-                "offline_since": state.offline_since.isoformat() if state.offline_since else None
-            },
-            after={"online_at": at.isoformat()},
-        )
-        state.offline_since = None
-    state.online = True
-    state.missed_polls = 0
-    state.last_error = ""
+    if state.online is not True or state.missed_polls or state.last_error:
+        state.status_changed = True
+        if state.online is False:
+            audit_record(
+                actor=actor,
+                action="meter.online",
+                obj=Meter.objects.get(pk=state.meter_id),
+                before={
+                    "offline_since": (
+                        state.offline_since.isoformat() if state.offline_since else None
+                    )
+                },
+                after={"online_at": at.isoformat()},
+            )
+            state.offline_since = None
+        state.online = True
+        state.missed_polls = 0
+        state.last_error = ""
     if state.last_seen_at is None or at > state.last_seen_at:
         state.last_seen_at = at
 
@@ -793,71 +865,63 @@ def register_reads_record_batch(
     reads are also audited; meters coming back online are audited, as in the single path.
 
     A constant number of statements per batch, whatever the number of meters: the meters,
-    their links (created if missing, locked, loaded with each meter's newest and newest good
-    read), the moments that may be stored already, the reads, the intervals, the links.
+    their links (locked, with each meter's history; created if missing), the moments that may
+    be stored already, the reads, the intervals, the links.
     """
     if not reads:
         return BatchOutcome(0, 0, 0, 0, ())
-    states = _meters_of({r.meter_id for r in reads})
-    latest = timezone.now() + timedelta(minutes=10)
-    refused: list[tuple[ReadInput, str]] = []
-    accepted: list[ReadInput] = []
-    registers: list[_Registers] = []
-    for read in reads:
-        checked = _checked(read, states.get(read.meter_id), latest)
-        if isinstance(checked, str):
-            refused.append((read, checked))
-        else:
-            accepted.append(read)
-            registers.append(checked)
-    if not accepted:
-        return BatchOutcome(0, 0, 0, 0, tuple(refused))
-    states = {m: states[m] for m in {r.meter_id for r in accepted}}
     if connection.vendor == "postgresql":
         # Do not wait for the WAL flush at commit: a crash may lose the last moments of reads,
         # which the meters' cumulative registers make good at the next read; any transaction
         # that builds on these reads (a deduction) commits synchronously and so flushes them.
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit = off")
-    _lock_and_load(states)  # serialises with every other writer of these meters
+    states = _meters_locked({r.meter_id for r in reads})  # serialises with the meters' writers
+    latest = timezone.now() + timedelta(minutes=10)
+    refused: list[tuple[ReadInput, str]] = []
+    accepted: list[tuple[ReadInput, _Registers]] = []
+    for read in reads:
+        checked = _checked(read, states.get(read.meter_id), latest)
+        if isinstance(checked, str):
+            refused.append((read, checked))
+        else:
+            accepted.append((read, checked))
+    if not accepted:
+        return BatchOutcome(0, 0, 0, 0, tuple(refused))
     # Only a moment no later than the meter's newest stored read can be stored already.
     maybe_stored: set[tuple[int, datetime]] = set()
-    for read in accepted:
+    for read, _ in accepted:
         newest = states[read.meter_id].history.newest
         if newest is not None and read.read_at <= newest.read_at:
             maybe_stored.add((read.meter_id, read.read_at))
     seen = _stored_moments(maybe_stored)
-    fresh: list[tuple[ReadInput, _Registers]] = []
-    for read, values in zip(accepted, registers, strict=True):
-        moment = (read.meter_id, read.read_at)
-        if moment not in seen:
-            seen.add(moment)
-            fresh.append((read, values))
-    duplicates = len(accepted) - len(fresh)
     received_at = timezone.now()
     rows: list[tuple[Any, ...]] = []  # plain tuples in _READ_COLUMNS order: this path is hot
     derived_all: list[tuple[_MeterState, rules.Derived]] = []
     manual: list[tuple[int, datetime, Decimal]] = []
-    for index, (read, values) in enumerate(fresh):
-        state = states[read.meter_id]
+    derive, point = rules.derive, rules.Point
+    for read, values in accepted:
+        meter_id, at = read.meter_id, read.read_at
+        if (meter_id, at) in seen:
+            continue
+        seen.add((meter_id, at))
+        state = states[meter_id]
         total = values[0]
-        rows.append(
-            (state.organisation_id, read.meter_id, read.read_at, read.source, *values, received_at)
-        )
-        meter_rules_ = _rules(
-            state.model, state.kind, state.multiplier, state.max_demand, read.expected_interval
-        )
         # New reads get their ids after the insert; until then their key is their position.
-        point = rules.Point(read.read_at, total, -1 - index)
-        state.history, derived = rules.derive(meter_rules_, state.history, point)
+        key = -1 - len(rows)
+        rows.append((state.organisation_id, meter_id, at, read.source, *values, received_at))
+        if state.interval_rules is None or read.expected_interval != state.rules_expected:
+            state.rules_expected = read.expected_interval
+            state.interval_rules = _rules(
+                state.model, state.kind, state.multiplier, state.max_demand, state.rules_expected
+            )
+        state.history, derived = derive(state.interval_rules, state.history, point(at, total, key))
         if derived is not None:
             derived_all.append((state, derived))
-        _state_seen(state, actor=actor, at=read.read_at)
-        if state.last_read_at is None or read.read_at > state.last_read_at:
-            state.last_read_at = read.read_at
-            state.last_total = total
+        _state_seen(state, actor=actor, at=at)
         if read.source == RegisterRead.Source.MANUAL:
-            manual.append((read.meter_id, read.read_at, total))
+            manual.append((meter_id, at, total))
+    duplicates = len(accepted) - len(rows)
     new_ids = _insert_reads(rows)
 
     def resolve(key: object) -> int:
@@ -882,7 +946,17 @@ def register_reads_record_batch(
         for state, derived in derived_all
     ]
     _insert_intervals(intervals)
-    _save_links([states[m] for m in sorted({r.meter_id for r, _ in fresh})])
+    touched = [states[m] for m in sorted({row[1] for row in rows})]
+    for state in touched:
+        newest, good = state.history
+        _set_history(
+            state,
+            rules.MeterHistory(
+                None if newest is None else newest._replace(key=resolve(newest.key)),
+                None if good is None else good._replace(key=resolve(good.key)),
+            ),
+        )
+    _save_links(touched)
     for meter_id, read_at, total in manual:
         audit_record(
             actor=actor,
@@ -896,7 +970,7 @@ def register_reads_record_batch(
         if derived.booked and state.account_id is not None
     }
     return BatchOutcome(
-        len(fresh),
+        len(rows),
         duplicates,
         len(intervals),
         sum(1 for _, derived in derived_all if derived.booked),
