@@ -3,9 +3,10 @@
 Every ORM call runs in one worker thread (``sync_to_async(thread_sensitive=True)``), so the
 event loop never blocks and SQLite sees a single writer from this process.
 
-Polled readings are buffered: up to ``batch_size`` readings or ``batch_delay`` seconds, then
-one transaction stores them all (``register_reads_record_batch``). The buffer is flushed
-before anything that must see a reading (a command's status read deciding it), and on close.
+Polled readings are buffered: up to ``batch_size`` readings (per lane, below) or
+``batch_delay`` seconds, then one transaction stores them (``register_reads_record_batch``).
+The buffer is flushed before anything that must see a reading (a command's status read
+deciding it), and on close.
 
 On PostgreSQL the readings of a flush are stored in ``lanes`` at once: each lane is a thread
 with a connection of its own and a fixed share of the meters, so one lane prepares its batch
@@ -19,7 +20,8 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -39,6 +41,7 @@ from meterpay.apps.control.models import MeterCommand, MeterSupplyState
 from meterpay.apps.meters.models import Gateway, Meter
 from meterpay.apps.readings import services as readings
 from meterpay.apps.readings.models import GatewayLink
+from meterpay.apps.readings.services import ReadInput
 from meterpay.apps.wallets.tasks import meters_deduct_task
 from meterpay.gateway.meters import MeterSpec
 from meterpay.gateway.process import CommandJob, MeterPlan, supply_of
@@ -85,7 +88,8 @@ class DbPort:
     offline_after: int = readings.OFFLINE_AFTER_MISSED_POLLS
     backoff_base: timedelta = control.BACKOFF_BASE
     worker: str = "gateway"
-    #: Buffered readings are stored when this many are waiting ...
+    #: Buffered readings are stored when this many are waiting for each lane, a transaction
+    #: for each ...
     batch_size: int = 500
     #: ... or this many seconds after the first one arrived.
     batch_delay: float = 0.05
@@ -94,10 +98,10 @@ class DbPort:
     #: The supply state this process last recorded per meter (skip unchanged repeats).
     _supply: dict[int, str] = field(default_factory=dict)
     _pending: list[tuple[str, MeterReading, str]] = field(default_factory=list)
+    #: Batches each lane has been given and not yet stored.
+    _queues: list[deque[list[tuple[str, MeterReading, str]]]] = field(default_factory=list)
     _timer: asyncio.TimerHandle | None = None
     _flushes: set[asyncio.Task[None]] = field(default_factory=set)
-    #: One batch in the database at a time: a full buffer then waits (back pressure on polls).
-    _flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: PostgreSQL: batches stored at once, on connections of their own (SQLite: one).
     lanes: int = 2
     stats: dict[str, int] = field(
@@ -105,8 +109,8 @@ class DbPort:
     )
     _pickup: ThreadPoolExecutor | None = None
     _lane_executors: list[ThreadPoolExecutor] = field(default_factory=list)
-    #: Batches in the lanes beyond the first (counted before they are handed over, so that a
-    #: flush in the worker thread waits for every reading buffered before it).
+    #: Batches queued to or being stored by the lanes beyond the first (so that a flush in
+    #: the worker thread waits for every reading buffered before it).
     _lanes_busy: int = 0
     _lanes_idle: threading.Condition = field(default_factory=threading.Condition)
     _stats_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -202,12 +206,9 @@ class DbPort:
         await self._buffered()
 
     async def _buffered(self) -> None:
-        if len(self._pending) >= self.batch_size:
-            async with self._flush_lock:
-                # Many senders may wait here at once: only a full buffer is worth a batch; what
-                # the sender before us stored need not be stored again in dribs.
-                if len(self._pending) >= self.batch_size:
-                    await self._store_waiting()
+        if len(self._pending) >= self.batch_size * self._lane_count():  # a batch for each lane
+            waiting, self._pending = self._pending, []
+            await self._drained(self._queue(waiting))  # back pressure on the senders
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.batch_delay, self._flush_soon)
 
@@ -218,80 +219,95 @@ class DbPort:
         task.add_done_callback(self._flushes.discard)
 
     async def flush(self) -> None:
-        """Store every buffered reading now (a transaction per ``batch_size`` readings)."""
-        async with self._flush_lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            await self._store_waiting()
-
-    async def _store_waiting(self) -> None:
-        """What is waiting now, batch_size at a time (a large telemetry message is several
-        batches); readings arriving meanwhile wait for the next flush."""
+        """Store every buffered reading now, and wait for what the lanes were given before."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         waiting, self._pending = self._pending, []
-        await self.store(waiting)
+        self._queue(waiting)
+        await self._drained(range(len(self._queues)))
+
+    async def store(self, items: Sequence[tuple[str, MeterReading, str]]) -> None:
+        """Store these readings now (after what the lanes were given before)."""
+        await self._drained(self._queue(items))
 
     def _lane_count(self) -> int:
         if self.lanes <= 1 or connections["default"].vendor != "postgresql":
             return 1
         return self.lanes
 
-    async def store(self, items: Sequence[tuple[str, MeterReading, str]]) -> None:
-        """Store readings now: in batch_size batches, shared out to the lanes by meter."""
+    def _queue(self, items: Sequence[tuple[str, MeterReading, str]]) -> list[int]:
+        """Share readings out to the lanes by meter, in batches of batch_size, behind what each
+        lane has queued already (in the event loop, all at once: the order is the order of
+        arrival); the lanes given work."""
         count = self._lane_count()
+        while len(self._queues) < count:
+            self._queues.append(deque())
         if count == 1:
-            for start in range(0, len(items), self.batch_size):
-                await self._db(self.record_batch, items[start : start + self.batch_size])
+            shares = [list(items)]
+        else:
+            shares = [[] for _ in range(count)]
+            for item in items:
+                shares[hash((item[0], item[1].address)) % count].append(item)
+        given = []
+        for lane, share in enumerate(shares):
+            for start in range(0, len(share), self.batch_size):
+                if lane:
+                    with self._lanes_idle:
+                        self._lanes_busy += 1
+                self._queues[lane].append(share[start : start + self.batch_size])
+            if share:
+                given.append(lane)
+        return given
+
+    async def _drained(self, lanes: Iterable[int]) -> None:
+        """Wait until these lanes have stored everything queued to them so far."""
+        await asyncio.gather(*(self._drain_lane(lane) for lane in lanes))
+
+    async def _drain_lane(self, lane: int) -> None:
+        if lane == 0:
+            await self._db(self._drain, 0)
             return
-        shares: list[list[tuple[str, MeterReading, str]]] = [[] for _ in range(count)]
-        for item in items:
-            shares[hash((item[0], item[1].address)) % count].append(item)
-        size = max(1, self.batch_size // count)
-        await asyncio.gather(
-            *(self._store_in_lane(lane, share, size) for lane, share in enumerate(shares) if share)
-        )
+        while len(self._lane_executors) < lane:
+            number = len(self._lane_executors) + 1
+            self._lane_executors.append(
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"readings-lane-{number}")
+            )
+        # Once handed over the lane stores its queue even if this sender is cancelled.
+        handed = self._lane_executors[lane - 1].submit(self._drain, lane)
+        await asyncio.shield(asyncio.wrap_future(handed))
 
-    async def _store_in_lane(
-        self, lane: int, items: list[tuple[str, MeterReading, str]], size: int
-    ) -> None:
-        for start in range(0, len(items), size):
-            batch = items[start : start + size]
-            if lane == 0:
-                await self._db(self.record_batch, batch)
-                continue
-            while len(self._lane_executors) < lane:
-                number = len(self._lane_executors) + 1
-                self._lane_executors.append(
-                    ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"readings-lane-{number}")
-                )
-            with self._lanes_idle:
-                self._lanes_busy += 1
-            # Once handed over a batch is stored even if this sender is cancelled: the lane
-            # counts it out when done, and nothing buffered is lost.
-            handed = self._lane_executors[lane - 1].submit(self._record_in_lane, batch)
-            await asyncio.shield(asyncio.wrap_future(handed))
-
-    def _record_in_lane(self, batch: Sequence[tuple[str, MeterReading, str]]) -> None:
-        try:
+    def _drain(self, lane: int) -> None:
+        """In the lane's thread: store its queued batches, oldest first."""
+        queue = self._queues[lane]
+        if lane:
             close_old_connections()  # the lane's own connection: drop it if broken
-            self.record_batch(batch)
-        finally:
-            with self._lanes_idle:
-                self._lanes_busy -= 1
-                self._lanes_idle.notify_all()
+        while queue:
+            batch = queue.popleft()
+            try:
+                self.record_batch(batch)  # falls back to one by one itself
+            except Exception:  # the rest of the queue still waits, and whoever waits on it
+                log.exception("storing a batch of %d readings failed", len(batch))
+            finally:
+                if lane:
+                    with self._lanes_idle:
+                        self._lanes_busy -= 1
+                        self._lanes_idle.notify_all()
 
     def _flush_sync(self) -> None:
-        """In the DB thread, before a decision that must see buffered readings: the batches
-        other lanes are storing first, then what is still buffered."""
+        """In the DB thread, before a decision that must see buffered readings: what the other
+        lanes were given first, then the first lane's queue (this thread's), then the buffer."""
         with self._lanes_idle:
             self._lanes_idle.wait_for(lambda: self._lanes_busy == 0)
+        if self._queues:
+            self._drain(0)
         waiting, self._pending = self._pending, []
         for start in range(0, len(waiting), self.batch_size):
             self.record_batch(waiting[start : start + self.batch_size])
 
     def record_batch(self, items: Sequence[tuple[str, MeterReading, str]]) -> None:
         """Store readings in one transaction, then their relay/valve states."""
-        inputs: list[readings.ReadInput] = []
+        inputs: list[ReadInput] = []
         seen: list[tuple[int, MeterReading]] = []
         expected = {
             water: timedelta(seconds=self.intervals.for_meter(water)) for water in (False, True)
@@ -309,7 +325,7 @@ class DbPort:
                     self._seen_without_total(meter_id, reading)
                     continue
                 inputs.append(
-                    readings.ReadInput(
+                    ReadInput(
                         meter_id,
                         reading.read_at,
                         energy.total,
@@ -317,18 +333,22 @@ class DbPort:
                         energy.peak,
                         energy.flat,
                         energy.valley,
-                        source=source,
-                        expected_interval=expected[water],
+                        source,
+                        expected[water],
                     )
                 )
-            else:
+            else:  # positional: a tuple made thousands of times a second
                 inputs.append(
-                    readings.ReadInput(
+                    ReadInput(
                         meter_id,
                         reading.read_at,
                         reading.volume_m3,
-                        source=source,
-                        expected_interval=expected[water],
+                        None,
+                        None,
+                        None,
+                        None,
+                        source,
+                        expected[water],
                     )
                 )
         try:

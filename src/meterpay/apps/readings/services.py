@@ -545,6 +545,14 @@ def _pg_rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return binary.fetchall()
 
 
+def _pg_execute(sql: str, params: Sequence[Any]) -> None:
+    """A statement with its parameters sent apart from it (bound by the server): Django's
+    connection binds on the client, quoting every character of a thousand-value array literal
+    into the statement."""
+    with connection.cursor() as cursor, psycopg.Cursor(cursor.cursor.connection) as bound:
+        bound.execute(sql, params)
+
+
 _PG_METER_COLUMNS = "m.id, m.organisation_id, m.kind, m.model, m.multiplier, m.removed_on," \
     " m.address, m.account_id"  # fmt: skip
 
@@ -815,8 +823,7 @@ def _save_links(states: Sequence[_MeterState]) -> None:
             params.append("{" + ",".join([v.isoformat() for v in values]) + "}")
         else:
             params.append(_array_literal(values))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    _pg_execute(sql, params)
 
 
 def _insert_intervals(rows: list[tuple[Any, ...]]) -> None:
@@ -949,13 +956,11 @@ def register_reads_record_batch(
     touched = [states[m] for m in sorted({row[1] for row in rows})]
     for state in touched:
         newest, good = state.history
-        _set_history(
-            state,
-            rules.MeterHistory(
-                None if newest is None else newest._replace(key=resolve(newest.key)),
-                None if good is None else good._replace(key=resolve(good.key)),
-            ),
-        )
+        assert newest is not None and good is not None  # a meter with reads has both
+        state.last_read_at, state.last_total = newest.read_at, newest.total
+        state.last_read_id = resolve(newest.key)
+        state.good_read_at, state.good_total = good.read_at, good.total
+        state.good_read_id = resolve(good.key)
     _save_links(touched)
     for meter_id, read_at, total in manual:
         audit_record(

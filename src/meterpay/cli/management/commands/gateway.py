@@ -65,6 +65,13 @@ class Command(BaseCommand):
             help="polled readings stored per database write, at most (500)",
         )
         parser.add_argument(
+            "--lanes",
+            type=int,
+            default=2,
+            help="PostgreSQL: batches of readings stored at once, each on a connection of its"
+            " own (2; SQLite always 1)",
+        )
+        parser.add_argument(
             "--batch-delay",
             type=float,
             default=0.05,
@@ -106,6 +113,8 @@ class Command(BaseCommand):
             raise CommandError("--request-retries must be 0 or more")
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be 1 or more")
+        if options["lanes"] < 1:
+            raise CommandError("--lanes must be 1 or more")
         if options["batch_delay"] < 0:
             raise CommandError("--batch-delay must be 0 or more")
         logging.getLogger("meterpay").setLevel(logging.INFO)
@@ -118,6 +127,7 @@ class Command(BaseCommand):
             request_timeout=options["request_timeout"],
             request_retries=options["request_retries"],
             batch_size=options["batch_size"],
+            lanes=options["lanes"],
             batch_delay=options["batch_delay"],
             heartbeat_timeout=options["heartbeat_timeout"],
             backoff_base=options["backoff"],
