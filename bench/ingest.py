@@ -538,6 +538,7 @@ def main() -> None:
             f" {len(mqtt_ids)} water behind {args.mqtt_gateways} MQTT gateways"
         )
         print(f"batch size          {args.batch}")
+        lanes = args.lanes if connection.vendor == "postgresql" else 1  # SQLite: one writer
         offered = args.mqtt_gateways * args.meters_per_mqtt / args.mqtt_every
         if mqtt is None:
             print("1. whole path MQTT  skipped (no MQTT gateways, or no broker at 127.0.0.1:1883)")
@@ -555,7 +556,7 @@ def main() -> None:
         print(
             f"3. database stage   {db_reads:,.0f} reads/s stored, {db_intervals:,.0f} intervals/s"
             f" ({len(rows)} reads of {len(meter_ids) + len(mqtt_ids)} meters: gateway DbPort"
-            f" batches of {args.batch} in {args.lanes} lanes → DB)"
+            f" batches of {args.batch} in {lanes} lane{'s' if lanes > 1 else ''} → DB)"
         )
         print(f"4. raw bulk insert  {raw:,.0f} rows/s (same rows, same table)")
         print_deductions(deductions)

@@ -136,3 +136,29 @@ def test_a_decision_waits_for_the_batches_other_lanes_are_storing() -> None:
         port._lanes_idle.notify_all()
     assert decided.wait(5)
     thread.join()
+
+
+def test_senders_wait_when_the_lanes_fall_behind() -> None:
+    """A backlog of batches is what a command's status check waits for: it stays small."""
+    port = DbPort(batch_size=10, batch_delay=60, lanes=1)
+    stored: list[int] = []
+    backlog: list[int] = []
+
+    def slow_store(batch: Any) -> None:
+        backlog.append(sum(len(queue) for queue in port._queues))
+        threading.Event().wait(0.01)  # the database is slow
+        stored.append(len(batch))
+
+    port.record_batch = slow_store  # type: ignore[method-assign]
+
+    async def sender(number: int) -> None:
+        for index in range(40):
+            await port.readings_pushed(f"G{number}", [f"reading {index}"])  # type: ignore[list-item]
+
+    async def run() -> None:
+        await asyncio.gather(*(sender(n) for n in range(30)))
+        await port.flush()
+
+    asyncio.run(run())
+    assert sum(stored) == 30 * 40
+    assert max(backlog) <= 3  # a batch a lane waiting, and the senders that filled one

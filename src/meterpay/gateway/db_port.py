@@ -206,10 +206,15 @@ class DbPort:
         await self._buffered()
 
     async def _buffered(self) -> None:
-        if len(self._pending) >= self.batch_size * self._lane_count():  # a batch for each lane
+        lanes = self._lane_count()
+        if len(self._pending) >= self.batch_size * lanes:  # a batch for each lane
             waiting, self._pending = self._pending, []
-            await self._drained(self._queue(waiting))  # back pressure on the senders
-        elif self._timer is None:
+            await self._drained(self._queue(waiting))  # back pressure on the sender
+        elif sum(len(queue) for queue in self._queues) > lanes:
+            # The lanes are behind: every sender waits, so the backlog (which a command's
+            # status check would wait for) stays about a batch per lane.
+            await self._drained(range(len(self._queues)))
+        if self._pending and self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.batch_delay, self._flush_soon)
 
     def _flush_soon(self) -> None:
