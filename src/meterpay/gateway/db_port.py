@@ -210,9 +210,9 @@ class DbPort:
         if len(self._pending) >= self.batch_size * lanes:  # a batch for each lane
             waiting, self._pending = self._pending, []
             await self._drained(self._queue(waiting))  # back pressure on the sender
-        elif sum(len(queue) for queue in self._queues) > lanes:
+        elif sum(len(queue) for queue in self._queues) > 2 * lanes:
             # The lanes are behind: every sender waits, so the backlog (which a command's
-            # status check would wait for) stays about a batch per lane.
+            # status check would wait for) stays about two batches per lane.
             await self._drained(range(len(self._queues)))
         if self._pending and self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.batch_delay, self._flush_soon)
