@@ -197,7 +197,8 @@ def _mark_seen(link: MeterLink, *, actor: Actor, at: datetime) -> None:
 def _decimal_or_none(value: Decimal | None, name: str) -> Decimal | None:
     if value is None:
         return None
-    value = Decimal(value)
+    if type(value) is not Decimal:
+        value = Decimal(value)
     if not value.is_finite() or value < 0:
         raise ValidationError({name: f"{name} must be a non-negative number, got {value}"})
     return value.quantize(FOUR_PLACES)
@@ -906,7 +907,7 @@ def register_reads_record_batch(
     rows: list[tuple[Any, ...]] = []  # plain tuples in _READ_COLUMNS order: this path is hot
     derived_all: list[tuple[_MeterState, rules.Derived]] = []
     manual: list[tuple[int, datetime, Decimal]] = []
-    derive, point = rules.derive, rules.Point
+    derive, point, manual_source = rules.derive, rules.Point, RegisterRead.Source.MANUAL.value
     for read, values in accepted:
         meter_id, at = read.meter_id, read.read_at
         if (meter_id, at) in seen:
@@ -925,8 +926,12 @@ def register_reads_record_batch(
         state.history, derived = derive(state.interval_rules, state.history, point(at, total, key))
         if derived is not None:
             derived_all.append((state, derived))
-        _state_seen(state, actor=actor, at=at)
-        if read.source == RegisterRead.Source.MANUAL:
+        if state.online is True and not state.missed_polls and not state.last_error:
+            if state.last_seen_at is None or at > state.last_seen_at:  # _state_seen, inline
+                state.last_seen_at = at
+        else:
+            _state_seen(state, actor=actor, at=at)
+        if read.source == manual_source:
             manual.append((meter_id, at, total))
     duplicates = len(accepted) - len(rows)
     new_ids = _insert_reads(rows)
