@@ -162,3 +162,24 @@ def test_senders_wait_when_the_lanes_fall_behind() -> None:
     asyncio.run(run())
     assert sum(stored) == 30 * 40
     assert max(backlog) <= 4  # two batches a lane waiting, and the senders that filled one
+
+
+def test_a_decision_stores_what_the_lanes_were_given_even_with_no_sender_waiting() -> None:
+    """A sender cancelled after sharing out its readings leaves no lane stuck."""
+    port = DbPort(batch_size=2, lanes=2)
+    port._lane_count = lambda: 2  # type: ignore[method-assign]  # as on PostgreSQL
+    stored: list[str] = []
+    port.record_batch = lambda batch: stored.extend(r.address for _, r, _ in batch)  # type: ignore[method-assign,misc]
+
+    class Reading:
+        def __init__(self, address: str) -> None:
+            self.address = address
+
+    items = [("G", Reading(f"{n:012d}"), "poll") for n in range(20)]
+    given = port._queue(items)  # type: ignore[arg-type]
+    assert given == [0, 1] and port._lanes_busy > 0  # and nobody drains them
+    port._flush_sync()
+    assert sorted(stored) == sorted(r.address for _, r, _ in items)
+    assert port._lanes_busy == 0
+    for executor in port._lane_executors:
+        executor.shutdown()

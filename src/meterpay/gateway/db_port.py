@@ -248,6 +248,11 @@ class DbPort:
         count = self._lane_count()
         while len(self._queues) < count:
             self._queues.append(deque())
+        while len(self._lane_executors) < count - 1:
+            number = len(self._lane_executors) + 1
+            self._lane_executors.append(
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"readings-lane-{number}")
+            )
         if count == 1:
             shares = [list(items)]
         else:
@@ -273,11 +278,6 @@ class DbPort:
         if lane == 0:
             await self._db(self._drain, 0)
             return
-        while len(self._lane_executors) < lane:
-            number = len(self._lane_executors) + 1
-            self._lane_executors.append(
-                ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"readings-lane-{number}")
-            )
         # Once handed over the lane stores its queue even if this sender is cancelled.
         handed = self._lane_executors[lane - 1].submit(self._drain, lane)
         await asyncio.shield(asyncio.wrap_future(handed))
@@ -302,6 +302,9 @@ class DbPort:
     def _flush_sync(self) -> None:
         """In the DB thread, before a decision that must see buffered readings: what the other
         lanes were given first, then the first lane's queue (this thread's), then the buffer."""
+        for lane, executor in enumerate(self._lane_executors, start=1):
+            if self._queues[lane]:  # (its sender may be gone: the lane must not wait for it)
+                executor.submit(self._drain, lane)
         with self._lanes_idle:
             self._lanes_idle.wait_for(lambda: self._lanes_busy == 0)
         if self._queues:
