@@ -117,6 +117,24 @@ steps = st.lists(
 )
 
 
+def forget(*meters: Any) -> None:
+    """No reads, intervals or links: each example starts afresh."""
+    Interval.objects.filter(meter__in=meters).delete()
+    RegisterRead.objects.filter(meter__in=meters).delete()
+    MeterLink.objects.filter(meter__in=meters).delete()
+
+
+def plan_of(steps: list[tuple[int, int, bool]]) -> list[tuple[Any, Decimal]]:
+    """(moment, register) of each drawn step: up, down, a jump, or near the top (rollover)."""
+    total = Decimal("500.00")
+    plan: list[tuple[Any, Decimal]] = []
+    for quarter, step, high in steps:
+        total = (Decimal("999990.00") if high else total) + Decimal(step) / 100
+        total = total % Decimal(1_000_000) if total >= 0 else Decimal(0)
+        plan.append((T0 + quarter * Q, total))
+    return plan
+
+
 @settings(
     max_examples=40,
     deadline=None,
@@ -127,18 +145,11 @@ def test_batches_give_exactly_the_intervals_of_one_by_one(
     org: Any, steps: list[tuple[int, int, bool]], multiplier: int, cuts: list[int]
 ) -> None:
     single, batched = org.meter, org.free_meter
-    Interval.objects.filter(meter__in=[single, batched]).delete()
-    RegisterRead.objects.filter(meter__in=[single, batched]).delete()
-    MeterLink.objects.filter(meter__in=[single, batched]).delete()
+    forget(single, batched)
     for meter in (single, batched):
         meter.multiplier = multiplier
         meter.save(update_fields=["multiplier"])
-    total = Decimal("500.00")
-    plan: list[tuple[Any, Decimal]] = []
-    for quarter, step, high in steps:
-        total = (Decimal("999990.00") if high else total) + Decimal(step) / 100
-        total = total % Decimal(1_000_000) if total >= 0 else Decimal(0)
-        plan.append((T0 + quarter * Q, total))
+    plan = plan_of(steps)
     for at, value in plan:
         register_read_record(meter=single, read_at=at, source="poll", total=value)
     inputs = [ReadInput(batched.pk, at, value) for at, value in plan]
@@ -342,15 +353,8 @@ def test_mixing_both_paths_gives_the_intervals_of_one_by_one_and_the_links_histo
     A cut of 0 records one read by the single path; others, that many by a batch.
     """
     single, mixed = org.meter, org.free_meter
-    Interval.objects.filter(meter__in=[single, mixed]).delete()
-    RegisterRead.objects.filter(meter__in=[single, mixed]).delete()
-    MeterLink.objects.filter(meter__in=[single, mixed]).delete()
-    total = Decimal("500.00")
-    plan: list[tuple[Any, Decimal]] = []
-    for quarter, step, high in steps:
-        total = (Decimal("999990.00") if high else total) + Decimal(step) / 100
-        total = total % Decimal(1_000_000) if total >= 0 else Decimal(0)
-        plan.append((T0 + quarter * Q, total))
+    forget(single, mixed)
+    plan = plan_of(steps)
     for at, value in plan:
         register_read_record(meter=single, read_at=at, source="poll", total=value)
     position, index = 0, 0
