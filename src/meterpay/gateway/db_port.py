@@ -98,6 +98,7 @@ class DbPort:
     #: The supply state this process last recorded per meter (skip unchanged repeats).
     _supply: dict[int, str] = field(default_factory=dict)
     _pending: list[tuple[str, MeterReading, str]] = field(default_factory=list)
+    _pending_lock: threading.Lock = field(default_factory=threading.Lock)
     #: Batches each lane has been given and not yet stored.
     _queues: list[deque[list[tuple[str, MeterReading, str]]]] = field(default_factory=list)
     _timer: asyncio.TimerHandle | None = None
@@ -197,19 +198,21 @@ class DbPort:
 
     async def reading_received(self, dtu_id: str, reading: MeterReading) -> None:
         """Buffer a polled reading; a full buffer is stored before returning (back pressure)."""
-        self._pending.append((dtu_id, reading, "poll"))
+        with self._pending_lock:
+            self._pending.append((dtu_id, reading, "poll"))
         await self._buffered()
 
     async def readings_pushed(self, gateway: str, readings: Sequence[MeterReading]) -> None:
         """Buffer a batch of pushed readings (MQTT telemetry), as polled ones."""
-        self._pending.extend((gateway, reading, "push") for reading in readings)
+        items = [(gateway, reading, "push") for reading in readings]
+        with self._pending_lock:
+            self._pending.extend(items)
         await self._buffered()
 
     async def _buffered(self) -> None:
         lanes = self._lane_count()
         if len(self._pending) >= self.batch_size * lanes:  # a batch for each lane
-            waiting, self._pending = self._pending, []
-            await self._drained(self._queue(waiting))  # back pressure on the sender
+            await self._drained(self._queue(self._take_pending()))  # back pressure on the sender
         elif sum(len(queue) for queue in self._queues) > 2 * lanes:
             # The lanes are behind: every sender waits, so the backlog (which a command's
             # status check would wait for) stays about two batches per lane.
@@ -228,13 +231,19 @@ class DbPort:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        waiting, self._pending = self._pending, []
-        self._queue(waiting)
+        self._queue(self._take_pending())
         await self._drained(range(len(self._queues)))
 
     async def store(self, items: Sequence[tuple[str, MeterReading, str]]) -> None:
         """Store these readings now (after what the lanes were given before)."""
         await self._drained(self._queue(items))
+
+    def _take_pending(self) -> list[tuple[str, MeterReading, str]]:
+        """What is buffered, all of it: the worker thread takes it too (before a command
+        decision), so no reading may land in a list already taken."""
+        with self._pending_lock:
+            waiting, self._pending = self._pending, []
+        return waiting
 
     def _lane_count(self) -> int:
         if self.lanes <= 1 or connections["default"].vendor != "postgresql":
@@ -309,7 +318,7 @@ class DbPort:
             self._lanes_idle.wait_for(lambda: self._lanes_busy == 0)
         if self._queues:
             self._drain(0)
-        waiting, self._pending = self._pending, []
+        waiting = self._take_pending()
         for start in range(0, len(waiting), self.batch_size):
             self.record_batch(waiting[start : start + self.batch_size])
 
