@@ -400,37 +400,90 @@ _REGISTERS = ("total", "sharp", "peak", "flat", "valley")
 _NO_HISTORY = rules.MeterHistory()
 
 
-@dataclass(slots=True)
 class _MeterState:
-    """One meter of a batch: what the checks and rules need, its (locked) link, its history."""
+    """One meter of a batch: what the checks and rules need, its (locked) link, its history.
 
+    A plain class with slots: a batch makes one for each of up to thousands of meters.
+    """
+
+    __slots__ = (
+        "account_id",
+        "address",
+        "good_read_at",
+        "good_read_id",
+        "good_total",
+        "history",
+        "interval_rules",
+        "kind",
+        "last_error",
+        "last_read_at",
+        "last_read_id",
+        "last_seen_at",
+        "last_total",
+        "link_id",
+        "max_demand",
+        "meter_id",
+        "missed_polls",
+        "model",
+        "multiplier",
+        "offline_since",
+        "online",
+        "organisation_id",
+        "removed_on",
+        "rules_expected",
+        "status_changed",
+    )  # fmt: skip
+
+    # the meter (_METER_COLUMNS)
     meter_id: int
     organisation_id: int
     kind: str
     model: str
     multiplier: int
     removed_on: date | None
-    address: str
+    address: str | None  # PostgreSQL loads it only for a removed meter (its refusals say it)
     account_id: int | None
-    link_id: int = 0
-    online: bool | None = None
-    last_seen_at: datetime | None = None
-    offline_since: datetime | None = None
-    missed_polls: int = 0
-    last_error: str = ""
-    last_read_id: int | None = None
-    last_read_at: datetime | None = None
-    last_total: Decimal | None = None
-    good_read_id: int | None = None
-    good_read_at: datetime | None = None
-    good_total: Decimal | None = None
-    max_demand: Decimal | None = None
-    history: rules.MeterHistory = _NO_HISTORY
+    # the link (_LINK_STATE), set by _load_link
+    link_id: int
+    online: bool | None
+    last_seen_at: datetime | None
+    offline_since: datetime | None
+    missed_polls: int
+    last_error: str
+    last_read_id: int | None
+    last_read_at: datetime | None
+    last_total: Decimal | None
+    good_read_id: int | None
+    good_read_at: datetime | None
+    good_total: Decimal | None
+    max_demand: Decimal | None
+    history: rules.MeterHistory
     #: The rules for the expected interval of the batch's reads (asked once per meter).
-    interval_rules: rules.MeterRules | None = None
-    rules_expected: timedelta | None = None
+    interval_rules: rules.MeterRules | None
+    rules_expected: timedelta | None
     #: Whether the batch changed the link's online state, missed polls or last error.
-    status_changed: bool = False
+    status_changed: bool
+
+    def __init__(
+        self,
+        meter_id: int,
+        organisation_id: int,
+        kind: str,
+        model: str,
+        multiplier: int,
+        removed_on: date | None,
+        address: str | None,
+        account_id: int | None,
+    ) -> None:
+        self.meter_id, self.organisation_id, self.kind, self.model = (
+            meter_id, organisation_id, kind, model
+        )  # fmt: skip
+        self.multiplier, self.removed_on, self.address, self.account_id = (
+            multiplier, removed_on, address, account_id
+        )  # fmt: skip
+        self.history = _NO_HISTORY
+        self.interval_rules = self.rules_expected = None
+        self.status_changed = False
 
 
 _METER_COLUMNS = ("pk", "organisation_id", "kind", "model", "multiplier", "removed_on", "address",
@@ -459,10 +512,10 @@ def _history_of(link: MeterLink | _MeterState) -> rules.MeterHistory:
         if link.last_read_id is None or link.last_read_at is None or link.last_total is None
         else rules.Point(link.last_read_at, link.last_total, link.last_read_id)
     )
-    if link.good_read_id is None or link.good_read_at is None or link.good_total is None:
-        return rules.MeterHistory(newest, None)
     if newest is not None and link.good_read_id == newest.key:
         return rules.MeterHistory(newest, newest)
+    if link.good_read_id is None or link.good_read_at is None or link.good_total is None:
+        return rules.MeterHistory(newest, None)
     return rules.MeterHistory(
         newest, rules.Point(link.good_read_at, link.good_total, link.good_read_id)
     )
@@ -555,7 +608,13 @@ def _pg_execute(sql: str, params: Sequence[Any]) -> None:
 
 
 _PG_METER_COLUMNS = "m.id, m.organisation_id, m.kind, m.model, m.multiplier, m.removed_on," \
-    " m.address, m.account_id"  # fmt: skip
+    " CASE WHEN m.removed_on IS NOT NULL THEN m.address END, m.account_id"  # fmt: skip
+_PG_LINK_STATE = (
+    "l.online", "NULL::timestamptz", "l.offline_since", "l.missed_polls", "l.last_error",
+    "l.last_read_id", "l.last_read_at", "l.last_total", "l.good_read_id",
+    "CASE WHEN l.good_read_id <> l.last_read_id THEN l.good_read_at END",
+    "CASE WHEN l.good_read_id <> l.last_read_id THEN l.good_total END", "l.max_demand",
+)  # fmt: skip  # in _LINK_STATE order
 
 
 def _meters_of(meter_ids: set[int]) -> dict[int, _MeterState]:
@@ -568,17 +627,15 @@ def _meters_of(meter_ids: set[int]) -> dict[int, _MeterState]:
     return {row[0]: _MeterState(*row) for row in rows}
 
 
-def _load(states: dict[int, _MeterState], rows: Sequence[Sequence[Any]]) -> None:
-    for row in rows:
-        state = states[row[0]]
-        # in _MeterState order from link_id on; unpacked at once (1000s of rows)
-        (
-            state.link_id, state.online, state.last_seen_at, state.offline_since,
-            state.missed_polls, state.last_error, state.last_read_id, state.last_read_at,
-            state.last_total, state.good_read_id, state.good_read_at, state.good_total,
-            state.max_demand,
-        ) = row[1:]  # fmt: skip
-        state.history = _history_of(state)
+def _load_link(state: _MeterState, values: Sequence[Any]) -> None:
+    """The link's columns (_LINK_STATE, after its id) and the history they hold."""
+    (
+        state.link_id, state.online, state.last_seen_at, state.offline_since,
+        state.missed_polls, state.last_error, state.last_read_id, state.last_read_at,
+        state.last_total, state.good_read_id, state.good_read_at, state.good_total,
+        state.max_demand,
+    ) = values  # fmt: skip  # at once: thousands of rows
+    state.history = _history_of(state)
 
 
 def _meters_locked(meter_ids: set[int]) -> dict[int, _MeterState]:
@@ -593,11 +650,14 @@ def _meters_locked(meter_ids: set[int]) -> dict[int, _MeterState]:
     if connection.vendor != "postgresql":
         states = _meters_of(meter_ids)
         _links_create(states, set(states))
-        _load(states, _orm_locked(sorted(states)))
+        for meter_id, *values in _orm_locked(sorted(states)):
+            _load_link(states[meter_id], values)
         return states
-    # FOR UPDATE returns each link as the writer before us committed it.
+    # FOR UPDATE returns each link as the writer before us committed it. Fewer values to
+    # load: last_seen_at is worked out when the links are written, a good read that is the
+    # newest comes once, offline_since is NULL for a meter online.
     sql = (
-        f"SELECT {_PG_METER_COLUMNS}, l.id, {', '.join('l.' + c for c in _LINK_STATE)}"  # noqa: S608
+        f"SELECT {_PG_METER_COLUMNS}, l.id, {', '.join(_PG_LINK_STATE)}"  # noqa: S608
         f" FROM {MeterLink._meta.db_table} l JOIN {Meter._meta.db_table} m ON m.id = l.meter_id"
         " WHERE l.meter_id = ANY(%s::bigint[]) ORDER BY l.meter_id FOR UPDATE OF l"
     )
@@ -610,8 +670,8 @@ def _meters_locked(meter_ids: set[int]) -> dict[int, _MeterState]:
             _links_create(missing, set(missing))
             rows += _pg_rows(sql, [_int_array(sorted(missing))])
     for row in rows:
-        states[row[0]] = _MeterState(*row[:width])
-    _load(states, [(row[0], *row[width:]) for row in rows])
+        state = states[row[0]] = _MeterState(*row[:width])
+        _load_link(state, row[width:])
     return states
 
 
