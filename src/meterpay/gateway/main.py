@@ -76,7 +76,7 @@ def collector_settle() -> None:
     """
     gc.collect()
     gc.freeze()
-    gc.set_threshold(10_000, 20, 20)
+    gc.set_threshold(50_000, 20, 20)
 
 
 async def run_gateway(config: GatewayConfig) -> None:
