@@ -192,15 +192,3 @@ def derive(
     if interval is None or interval.booked:
         good = read
     return MeterHistory(read, good), interval
-
-
-def derive_all(
-    rules: MeterRules, history: MeterHistory, reads: list[Point]
-) -> tuple[MeterHistory, list[Derived]]:
-    """Fold reads in arrival order; the intervals they close, in that order."""
-    intervals: list[Derived] = []
-    for read in reads:
-        history, interval = derive(rules, history, read)
-        if interval is not None:
-            intervals.append(interval)
-    return history, intervals

@@ -175,23 +175,30 @@ def _link_for_update(meter: Meter) -> MeterLink:
     return MeterLink.objects.select_for_update().get(meter=meter)
 
 
-def _mark_seen(link: MeterLink, *, actor: Actor, at: datetime) -> None:
-    was_offline = link.online is False
-    link.online = True
-    link.missed_polls = 0
-    link.last_error = ""
-    if link.last_seen_at is None or at > link.last_seen_at:
-        link.last_seen_at = at
-    if was_offline:
+def _mark_seen(link: MeterLink | _MeterState, *, actor: Actor, at: datetime) -> bool:
+    """The meter answered at ``at``: online, no missed polls (coming back is audited).
+
+    Whether its online state, missed polls or last error changed (a batch writes those back
+    only then).
+    """
+    changed = link.online is not True or bool(link.missed_polls) or bool(link.last_error)
+    if link.online is False:
         offline_since = link.offline_since
         link.offline_since = None
         audit_record(
             actor=actor,
             action="meter.online",
-            obj=link.meter,
+            obj=Meter.objects.get(pk=link.meter_id),
             before={"offline_since": offline_since.isoformat() if offline_since else None},
             after={"online_at": at.isoformat()},
         )
+    if changed:
+        link.online = True
+        link.missed_polls = 0
+        link.last_error = ""
+    if link.last_seen_at is None or at > link.last_seen_at:
+        link.last_seen_at = at
+    return changed
 
 
 def _decimal_or_none(value: Decimal | None, name: str) -> Decimal | None:
@@ -499,7 +506,7 @@ _LINK_SEEN = ("last_seen_at", "last_read_id", "last_read_at", "last_total", "goo
 _LINK_STATUS = ("online", "missed_polls", "last_error", "offline_since")
 _PG_TYPES = {
     "online": "boolean", "missed_polls": "integer", "last_error": "varchar",
-    "last_seen_at": "timestamptz", "offline_since": "timestamptz", "last_read_id": "bigint",
+    "offline_since": "timestamptz", "last_read_id": "bigint",
     "last_read_at": "timestamptz", "last_total": "numeric", "good_read_id": "bigint",
     "good_read_at": "timestamptz", "good_total": "numeric",
 }  # fmt: skip
@@ -896,30 +903,6 @@ def _insert_intervals(rows: list[tuple[Any, ...]]) -> None:
         _executemany_insert(Interval, _INTERVAL_COLUMNS, rows)
 
 
-def _state_seen(state: _MeterState, *, actor: Actor, at: datetime) -> None:
-    """:func:`_mark_seen` for a meter of a batch."""
-    if state.online is not True or state.missed_polls or state.last_error:
-        state.status_changed = True
-        if state.online is False:
-            audit_record(
-                actor=actor,
-                action="meter.online",
-                obj=Meter.objects.get(pk=state.meter_id),
-                before={
-                    "offline_since": (
-                        state.offline_since.isoformat() if state.offline_since else None
-                    )
-                },
-                after={"online_at": at.isoformat()},
-            )
-            state.offline_since = None
-        state.online = True
-        state.missed_polls = 0
-        state.last_error = ""
-    if state.last_seen_at is None or at > state.last_seen_at:
-        state.last_seen_at = at
-
-
 @transaction.atomic
 def register_reads_record_batch(
     *, reads: Sequence[ReadInput], actor: Actor = "gateway"
@@ -986,11 +969,8 @@ def register_reads_record_batch(
         state.history, derived = derive(state.interval_rules, state.history, point(at, total, key))
         if derived is not None:
             derived_all.append((state, derived))
-        if state.online is True and not state.missed_polls and not state.last_error:
-            if state.last_seen_at is None or at > state.last_seen_at:  # _state_seen, inline
-                state.last_seen_at = at
-        else:
-            _state_seen(state, actor=actor, at=at)
+        if _mark_seen(state, actor=actor, at=at):
+            state.status_changed = True
         if read.source == manual_source:
             manual.append((meter_id, at, total))
     duplicates = len(accepted) - len(rows)
