@@ -72,10 +72,12 @@ def reading_to_json(reading: MeterReading) -> dict[str, Any]:
 
 
 def reading_from_json(data: Mapping[str, Any]) -> MeterReading:
-    """Parse a telemetry payload; raises ValueError/KeyError/TypeError on nonsense."""
+    """Parse a telemetry payload; raises ValueError/TypeError on nonsense."""
     read_at = datetime.fromisoformat(data["read_at"]) if data.get("read_at") else datetime.now(UTC)
     if read_at.tzinfo is None:
         raise ValueError("read_at needs a time zone")
+    if "address" not in data:
+        raise ValueError("address is missing")
     address = str(data["address"])
     if "volume_m3" in data:
         volume = _decimal(data["volume_m3"])
@@ -121,8 +123,6 @@ def readings_from_json(data: Mapping[str, Any]) -> tuple[list[MeterReading], lis
             continue
         try:
             readings.append(reading_from_json(item))
-        except KeyError as exc:
-            errors.append(f"reading {index}: {exc.args[0]} is missing")
         except (ValueError, TypeError) as exc:
             errors.append(f"reading {index}: {exc}")
     return readings, errors
@@ -301,9 +301,6 @@ class MqttAdapter:
         elif leaf == "telemetry" and isinstance(data, dict):
             try:
                 reading = reading_from_json(data)
-            except KeyError as exc:
-                log.warning("dropping telemetry from %s: %s is missing", gateway, exc.args[0])
-                return
             except (ValueError, TypeError) as exc:
                 log.warning("dropping telemetry from %s: %s", gateway, exc)
                 return

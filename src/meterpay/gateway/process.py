@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 from uuid import UUID
@@ -207,12 +207,6 @@ class BusWorker:
             return None
         return supply_of(reading)
 
-    async def execute(self, job: CommandJob) -> None:
-        """Send one command and confirm it."""
-        sent = await self._send(job)
-        if sent is not None:
-            await self._confirm(sent)
-
     async def _send(self, job: CommandJob) -> _Sent | None:
         """Claim the command and put it on the bus; None if there is nothing (more) to send."""
         plan = self.plans.get(job.meter_id)
@@ -359,23 +353,24 @@ class GatewayProcess:
     _absent_due: dict[int, float] = field(default_factory=dict)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _commands_written: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The plans by gateway and by meter, made when the plans change (not on every wake-up).
+    _by_gateway: dict[str, dict[int, MeterPlan]] = field(default_factory=dict)
+    _by_meter: dict[int, MeterPlan] = field(default_factory=dict)
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
 
-    def _plans_by_gateway(self) -> Mapping[str, dict[int, MeterPlan]]:
-        grouped: dict[str, dict[int, MeterPlan]] = {}
-        for plan in self.plans:
-            grouped.setdefault(plan.gateway, {})[plan.meter_id] = plan
-        return grouped
-
     def _set_plans(self, plans: list[MeterPlan]) -> None:
         self.plans = plans
+        self._by_gateway = {}
+        for plan in plans:
+            self._by_gateway.setdefault(plan.gateway, {})[plan.meter_id] = plan
+        self._by_meter = {plan.meter_id: plan for plan in plans}
         for sink in self.sinks:
             sink.plans = plans
 
     def _sync_workers(self) -> None:
-        grouped = self._plans_by_gateway()
+        grouped = self._by_gateway
         for gateway, (worker, task) in list(self.workers.items()):
             if task.done() or self.server.sessions.get(gateway) is not worker.session:
                 task.cancel()
@@ -410,7 +405,7 @@ class GatewayProcess:
             connected |= sink.connected_gateways()
         if not connected:
             return
-        by_meter = {plan.meter_id: plan for plan in self.plans}
+        by_meter = self._by_meter
         for job in await self.store.commands_due(sorted(connected)):
             plan = by_meter.get(job.meter_id)
             if plan is None:

@@ -581,9 +581,6 @@ def _rows_update(model: type[Model], rows: Sequence[Model], fields: list[str]) -
 def meters_deduct_batch(
     *,
     meter_ids: Sequence[int],
-    actor: Any = ACTOR,
-    lookup: TariffLookup | None = None,
-    now: datetime | None = None,
 ) -> list[JournalEntry]:
     """:func:`meter_deduct` for many meters in one transaction; the new entries.
 
@@ -621,7 +618,7 @@ def meters_deduct_batch(
             item = _Rated(
                 meter, account, states[meter.pk], new[meter.pk], wallets[account.pk].currency
             )
-            found = (lookup or terms.in_force)(account, meter, item.last_end)
+            found = terms.in_force(account, meter, item.last_end)
             if found is None:
                 log.info("no tariff for account %s meter %s: not rated yet", account.pk, meter.pk)
                 continue
@@ -632,7 +629,7 @@ def meters_deduct_batch(
                 log.exception("deduction of meter %s failed", meter.pk)
                 continue
             rated.append(item)
-        entries, deltas = _post(rated, wallets, actor)
+        entries, deltas = _post(rated, wallets, ACTOR)
         moment = timezone.now()
         changed = [wallets[pk] for pk in deltas]
         for wallet in changed:
@@ -646,11 +643,10 @@ def meters_deduct_batch(
         _rows_update(
             DeductionState, [item.state for item in rated], ["state", "rated_until", "updated_at"]
         )
-        at = now or moment
         for wallet in changed:
             wallet.account = accounts[wallet.account_id]
-            if _evaluation_needed(wallet, terms.policy(wallet.organisation_id), at):
-                wallet_evaluate(wallet=wallet, now=at)
+            if _evaluation_needed(wallet, terms.policy(wallet.organisation_id), moment):
+                wallet_evaluate(wallet=wallet, now=moment)
         return entries
 
 

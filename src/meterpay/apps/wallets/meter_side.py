@@ -33,6 +33,7 @@ from meterpay.apps.control.models import BalanceDiscrepancy, MeterBalance, Meter
 from meterpay.apps.customers.models import Account
 from meterpay.apps.meters.models import Gateway, Meter, Protocol
 from meterpay.apps.wallets.models import JournalEntry, Posting, Wallet
+from meterpay.apps.wallets.selectors import wallet_of
 from meterpay.apps.wallets.services import (
     WalletError,
     entry_post,
@@ -319,8 +320,8 @@ def meter_side_view(account: Account) -> MeterSideView | None:
     if not is_meter_side(account):
         return None
     meter = prepaid_meter(account)
-    meters = list(Meter.objects.filter(account_id=account.pk))
-    wallet = Wallet.objects.filter(account=account).first()
+    meters = list(account.meters.all())  # type: ignore[attr-defined]  # prefetched by lists
+    wallet = wallet_of(account)
     currency = wallet.currency if wallet is not None else "CNY"
     credit_commands = MeterCommand.objects.filter(
         meter__in=meters, kind__in=MeterCommand.CREDIT_KINDS

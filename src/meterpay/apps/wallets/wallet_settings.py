@@ -34,7 +34,7 @@ from meterpay.apps.wallets.models import (
     NotificationChannel,
     PaymentProviderConfig,
 )
-from meterpay.apps.wallets.notify import deliver
+from meterpay.apps.wallets.notify import deliver, fill_target
 from meterpay.core import balance_rules as rules
 from meterpay.core.money import from_minor
 from meterpay.core.payments import alipay, wechat
@@ -411,12 +411,8 @@ def balance_policy_save(
 # --- notification channels --------------------------------------------------------------------
 
 EVENT_VALUES = frozenset(value for value, _label in NOTIFICATION_EVENTS)
+#: A made-up recipient, so that target templates can be parsed and checked.
 _SAMPLE = {"phone": "13800000000", "email": "tenant@example.com"}
-
-
-def _with_sample_recipient(target: str) -> str:
-    """A target with a made-up recipient, so that templates can be parsed and checked."""
-    return target.replace("{phone}", _SAMPLE["phone"]).replace("{email}", _SAMPLE["email"])
 
 
 def target_display(channel: NotificationChannel) -> str:
@@ -427,7 +423,7 @@ def target_display(channel: NotificationChannel) -> str:
         try:
             import apprise
 
-            plugin = apprise.Apprise.instantiate(_with_sample_recipient(target))
+            plugin = apprise.Apprise.instantiate(fill_target(target, **_SAMPLE))
         except ValueError:
             plugin = None
         if plugin is None:
@@ -458,7 +454,7 @@ def _check_channel(channel: NotificationChannel, errors: dict[str, str]) -> None
         errors["events"] = _("Choose at least one event.")
     elif not set(events) <= EVENT_VALUES:
         errors["events"] = _("Unknown event.")
-    sample = _with_sample_recipient(channel.target)
+    sample = fill_target(channel.target, **_SAMPLE)
     if channel.kind == NotificationChannel.Kind.APPRISE:
         import apprise
 

@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from meterpay.core.roles import Permission
 
@@ -53,3 +54,11 @@ def querystring_without_page(request: HttpRequest) -> str:
 
 def deny() -> None:
     raise PermissionDenied
+
+
+def redirect_next(request: HttpRequest, fallback: str) -> HttpResponse:
+    """Back to the form's ``next`` page when it is on this site, else to ``fallback``."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return redirect(target)
+    return redirect(fallback)

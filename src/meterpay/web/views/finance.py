@@ -17,7 +17,6 @@ from django.db.models import Count, Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 
 from meterpay.apps.customers.models import Account
@@ -35,7 +34,13 @@ from meterpay.apps.wallets.selectors import (
 from meterpay.core.ledger import IdempotencyConflict
 from meterpay.core.money import from_minor
 from meterpay.core.roles import Permission
-from meterpay.web.views.base import deny, page, querystring_without_page, staff_view
+from meterpay.web.views.base import (
+    deny,
+    page,
+    querystring_without_page,
+    redirect_next,
+    staff_view,
+)
 
 CHANNELS = [c for c, _ in Recharge._meta.get_field("channel").choices or []]
 
@@ -463,7 +468,4 @@ def finance_confirm(request: HttpRequest, recharge_id: int) -> HttpResponse:
         messages.success(request, _("Transfer %(n)s confirmed.") % {"n": recharge.number})
     except ValidationError as exc:
         messages.error(request, "; ".join(exc.messages))
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        return redirect(target)
-    return redirect("console:finance_orders")
+    return redirect_next(request, "console:finance_orders")

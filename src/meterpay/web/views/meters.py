@@ -9,7 +9,6 @@ from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 
 from meterpay.apps.control import credit as control_credit
@@ -22,7 +21,13 @@ from meterpay.apps.organisations.access import access_object, org_objects, requi
 from meterpay.apps.readings import selectors as reading_selectors
 from meterpay.core.roles import Permission
 from meterpay.web.forms import GatewayForm, MeterForm, MeterReplaceForm
-from meterpay.web.views.base import deny, page, querystring_without_page, staff_view
+from meterpay.web.views.base import (
+    deny,
+    page,
+    querystring_without_page,
+    redirect_next,
+    staff_view,
+)
 
 
 @staff_view()
@@ -136,10 +141,7 @@ def balance_discrepancies(request: HttpRequest) -> HttpResponse:
             messages.success(request, _("Discrepancy cleared."))
         except ValidationError as exc:
             messages.error(request, "; ".join(exc.messages))
-        target = request.POST.get("next", "")
-        if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-            return redirect(target)
-        return redirect("console:balance_discrepancies")
+        return redirect_next(request, "console:balance_discrepancies")
     show_all = request.GET.get("show") == "all"
     flags = org_objects(user, BalanceDiscrepancy).select_related(
         "meter__account__customer", "cleared_by"

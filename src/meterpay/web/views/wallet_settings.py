@@ -232,9 +232,7 @@ def payment_provider_list(request: HttpRequest) -> HttpResponse:
         }
         for c in configs
     ]
-    received = PaymentNotificationLog.objects.filter(organisation_id=user.organisation_id).order_by(
-        "-received_at", "-id"
-    )[:20]
+    received = org_objects(user, PaymentNotificationLog)[:20]  # newest first (Meta)
     present = {c.kind for c in configs}
     addable = [(k, label) for k, label in Kind.choices if k == Kind.FORWARDING or k not in present]
     return render(

@@ -13,27 +13,31 @@ def histories_from_reads(apps, schema_editor):
     links = meter_link.objects.annotate(
         newest_id=Subquery(reads.values("pk")[:1]), newest_good_id=Subquery(good.values("pk")[:1])
     )
-    for link in links.iterator(chunk_size=2000):
-        if link.newest_id is None:
-            continue
-        newest = register_read.objects.get(pk=link.newest_id)
-        good_read = register_read.objects.get(pk=link.newest_good_id)
+    fields = ["last_read_id", "last_read_at", "last_total", "good_read_id", "good_read_at",
+              "good_total"]  # fmt: skip
+    chunk: list = []
+    for link in links.filter(newest_id__isnull=False).iterator(2000):
+        chunk.append(link)
+        if len(chunk) == 2000:
+            _fill(register_read, meter_link, chunk, fields)
+            chunk = []
+    _fill(register_read, meter_link, chunk, fields)
+
+
+def _fill(register_read, meter_link, links, fields):
+    """One query for the chunk's reads, one UPDATE statement for its links."""
+    reads = register_read.objects.in_bulk(
+        {link.newest_id for link in links} | {link.newest_good_id for link in links}
+    )
+    for link in links:
+        newest, good = reads[link.newest_id], reads[link.newest_good_id]
         link.last_read_id, link.last_read_at, link.last_total = (
-            newest.pk, newest.read_at, newest.total
-        )  # fmt: skip
-        link.good_read_id, link.good_read_at, link.good_total = (
-            good_read.pk, good_read.read_at, good_read.total
-        )  # fmt: skip
-        link.save(
-            update_fields=[
-                "last_read_id",
-                "last_read_at",
-                "last_total",
-                "good_read_id",
-                "good_read_at",
-                "good_total",
-            ]  # fmt: skip
+            newest.pk,
+            newest.read_at,
+            newest.total,
         )
+        link.good_read_id, link.good_read_at, link.good_total = good.pk, good.read_at, good.total
+    meter_link.objects.bulk_update(links, fields)
 
 
 class Migration(migrations.Migration):
