@@ -25,7 +25,7 @@ meter's own rounding:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -133,14 +133,16 @@ def meter_credit_request(
     return command
 
 
-def _in_flight(meter_id: int) -> bool:
-    """A credit command that may have reached the meter without being confirmed yet."""
-    return MeterCommand.objects.filter(
-        meter_id=meter_id,
-        kind__in=MeterCommand.CREDIT_KINDS,
-        status__in=MeterCommand.OPEN_STATUSES,
-        purchase_number__isnull=False,
-    ).exists()
+def _in_flight(meter_ids: Iterable[int]) -> set[int]:
+    """The meters with a credit command that may have reached them unconfirmed (one query)."""
+    return set(
+        MeterCommand.objects.filter(
+            meter_id__in=list(meter_ids),
+            kind__in=MeterCommand.CREDIT_KINDS,
+            status__in=MeterCommand.OPEN_STATUSES,
+            purchase_number__isnull=False,
+        ).values_list("meter_id", flat=True)
+    )
 
 
 def _flag(balance: MeterBalance, kind: str, detail: str, at: datetime) -> None:
@@ -163,9 +165,8 @@ def _flag(balance: MeterBalance, kind: str, detail: str, at: datetime) -> None:
 def _compare(
     balance: MeterBalance, *, remaining: int | None, count: int | None, at: datetime
 ) -> None:
-    """Apply the three rules (module doc) to a new report of a managed meter."""
-    if _in_flight(balance.meter_id):
-        return  # the count or money may be moving under a command; its check decides
+    """Apply the three rules (module doc) to a new report of a managed meter (one with no
+    credit command in flight: then the count or money may be moving, and its check decides)."""
     if (
         count is not None
         and balance.confirmed_count is not None
@@ -257,6 +258,8 @@ def meter_balances_reported(*, reports: Sequence[BalanceReport]) -> int:
             b.meter_id: b for b in MeterBalance.objects.select_for_update().filter(meter_id__in=ids)
         }
     changed: dict[int, MeterBalance] = {}
+    # Late confirmations below only finish timed-out commands: this set stays right.
+    in_flight = _in_flight(meter_id for meter_id, b in rows.items() if b.managed)
     for report in sorted(reports, key=lambda r: r.at):
         balance = rows.get(report.meter_id)
         if balance is None or (balance.reported_at is not None and report.at < balance.reported_at):
@@ -264,9 +267,13 @@ def meter_balances_reported(*, reports: Sequence[BalanceReport]) -> int:
         if balance.managed:
             if report.purchase_count is not None:
                 _confirm_late(balance, report.purchase_count, report.at)
-            _compare(
-                balance, remaining=report.remaining_minor, count=report.purchase_count, at=report.at
-            )
+            if balance.meter_id not in in_flight:
+                _compare(
+                    balance,
+                    remaining=report.remaining_minor,
+                    count=report.purchase_count,
+                    at=report.at,
+                )
         if report.remaining_minor is not None:
             balance.remaining_minor = report.remaining_minor
         if report.purchase_count is not None:
