@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
@@ -339,6 +339,13 @@ def _locked_states(meters: list[Meter]) -> dict[int, DeductionState]:
     }
 
 
+class _IntervalRow(NamedTuple):
+    meter_id: int
+    start_at: datetime
+    end_at: datetime
+    consumption: Decimal
+
+
 def _new_intervals(meters: list[Meter], states: dict[int, DeductionState]) -> dict[int, list[Any]]:
     """Each meter's booked intervals after its cursor, at most ``MAX_INTERVALS_PER_RUN``."""
     since: dict[int, datetime] = {}
@@ -350,13 +357,30 @@ def _new_intervals(meters: list[Meter], states: dict[int, DeductionState]) -> di
     found: dict[int, list[Any]] = {}
     if not since:
         return found
-    rows = (
-        Interval.objects.filter(
-            meter_id__in=list(since), booked=True, end_at__gt=min(since.values())
+    rows: Any
+    if connection.vendor == "postgresql":
+        # each meter from its own cursor: one meter far behind does not drag in the others'
+        # intervals since then
+        pairs = sorted(since.items())
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT i.meter_id, i.start_at, i.end_at, i.consumption"  # noqa: S608
+                f" FROM {Interval._meta.db_table} i"
+                " JOIN unnest(%s::bigint[], %s::timestamptz[]) AS c(meter_id, since)"
+                " ON i.meter_id = c.meter_id"
+                " WHERE i.booked AND i.end_at > c.since AND i.start_at >= c.since"
+                " ORDER BY i.meter_id, i.end_at",
+                [[m for m, _ in pairs], [at for _, at in pairs]],
+            )
+            rows = [_IntervalRow(*row) for row in cursor.fetchall()]
+    else:
+        rows = (
+            Interval.objects.filter(
+                meter_id__in=list(since), booked=True, end_at__gt=min(since.values())
+            )
+            .order_by("meter_id", "end_at")
+            .values_list("meter_id", "start_at", "end_at", "consumption", named=True)
         )
-        .order_by("meter_id", "end_at")
-        .values_list("meter_id", "start_at", "end_at", "consumption", named=True)
-    )
     for row in rows:
         cursor = since[row.meter_id]
         if row.end_at > cursor and row.start_at >= cursor:
