@@ -114,9 +114,9 @@ async def run_gateway(config: GatewayConfig) -> None:
     )
     tasks = []
 
-    async def start_dialling() -> None:
-        # after the process's startup, which marks every gateway offline first
+    async def started() -> None:
         collector_settle()  # Django and the meter plan are loaded: what lives as long as we do
+        # dial after the process's startup, which marks every gateway offline first
         tasks.append(asyncio.create_task(dialler.run()))
 
     if config.mqtt_host:
@@ -132,7 +132,7 @@ async def run_gateway(config: GatewayConfig) -> None:
     mqtt = f", MQTT {config.mqtt_host}:{config.mqtt_port}" if config.mqtt_host else ""
     log.info("gateway listening for DTUs on %s:%s%s", config.host, listening, mqtt)
     try:
-        await process.run(ready=start_dialling)
+        await process.run(ready=started)
     finally:
         for task in tasks:
             task.cancel()

@@ -67,10 +67,7 @@ class GatewayForm(forms.Form):
         max_length=255,
         required=False,
         label=_("host"),
-        help_text=_(
-            "Serial servers in TCP-server mode only: the address the platform connects to. "
-            "Leave empty when the device connects to the platform."
-        ),
+        help_text=Gateway._meta.get_field("host").help_text,
     )
     port = forms.IntegerField(min_value=1, max_value=65535, required=False, label=_("port"))
 

@@ -74,9 +74,15 @@ def open_credit_commands(meters: Iterable[Meter]) -> QuerySet[MeterCommand]:
 
 
 def discrepancies(
-    *, meters: Iterable[Meter] | None = None, open_only: bool = True
+    *,
+    base: QuerySet[BalanceDiscrepancy] | None = None,
+    meters: Iterable[Meter] | None = None,
+    open_only: bool = True,
 ) -> QuerySet[BalanceDiscrepancy]:
-    qs = BalanceDiscrepancy.objects.select_related("meter", "cleared_by")
+    """Newest first; of ``base`` (e.g. one organisation's) when given."""
+    qs = (BalanceDiscrepancy.objects.all() if base is None else base).select_related(
+        "meter", "cleared_by"
+    )
     if meters is not None:
         qs = qs.filter(meter__in=list(meters))
     if open_only:

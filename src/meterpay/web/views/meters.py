@@ -143,17 +143,15 @@ def balance_discrepancies(request: HttpRequest) -> HttpResponse:
             messages.error(request, "; ".join(exc.messages))
         return redirect_next(request, "console:balance_discrepancies")
     show_all = request.GET.get("show") == "all"
-    flags = org_objects(user, BalanceDiscrepancy).select_related(
-        "meter__account__customer", "cleared_by"
+    flags = control_selectors.discrepancies(
+        base=org_objects(user, BalanceDiscrepancy), open_only=not show_all
     )
-    if not show_all:
-        flags = flags.filter(cleared_at__isnull=True)
     return render(
         request,
         "web/meters/discrepancies.html",
         {
             "section": "meters",
-            "flags": page(request, flags.order_by("-detected_at", "-id"), 50),
+            "flags": page(request, flags, 50),
             "show_all": show_all,
         },
     )
