@@ -6,6 +6,7 @@ valve; it does not know whether the bus is behind a serial server or a DTU.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -112,19 +113,7 @@ class Dlt645Meter:
             operator_code=self.spec.operator_code,
             expires_at=datetime.now().replace(microsecond=0) + valid_for,  # meter local time
         )
-        reply = await self.bus.transact(
-            dlt645.encode_frame(request),
-            dlt645.Dlt645Framer(),
-            lambda f: (
-                f.is_reply
-                and f.function == dlt645.Function.RELAY_CONTROL
-                and f.address == self.address
-            ),
-        )
-        try:
-            dlt645.parse_relay_control_reply(reply)
-        except ExceptionReply as exc:
-            raise CommandRejected(str(exc)) from None
+        await self._command(request, dlt645.parse_relay_control_reply)
         return RelayState.OPEN if command is Command.RELAY_TRIP else RelayState.CLOSED
 
     async def read_purchase_state(self) -> PurchaseState:
@@ -151,15 +140,20 @@ class Dlt645Meter:
             password=self.spec.password,
             operator_code=self.spec.operator_code,
         )
+        await self._command(request, dlt645.parse_write_reply)
+
+    async def _command(
+        self, request: dlt645.Dlt645Frame, parse_reply: Callable[[dlt645.Dlt645Frame], object]
+    ) -> None:
+        """Send a command frame and take the meter's reply to it: a refusal (an exception
+        reply) raises :class:`CommandRejected`."""
         reply = await self.bus.transact(
             dlt645.encode_frame(request),
             dlt645.Dlt645Framer(),
-            lambda f: (
-                f.is_reply and f.function == dlt645.Function.WRITE and f.address == self.address
-            ),
+            lambda f: f.is_reply and f.function == request.function and f.address == self.address,
         )
         try:
-            dlt645.parse_write_reply(reply)
+            parse_reply(reply)
         except ExceptionReply as exc:
             raise CommandRejected(str(exc)) from None
 

@@ -487,6 +487,12 @@ def _operator_to_wire(operator_code: str) -> bytes:
         raise EncodeError(f"operator code must be hex digits: {operator_code!r}") from None
 
 
+def _credentials_from_wire(raw: bytes) -> tuple[str, str]:
+    """PA P0 P1 P2 C0 C1 C2 C3 → (password ``"LLPPPPPP"``, operator code): the reverse of
+    :func:`_password_to_wire` and :func:`_operator_to_wire`."""
+    return (raw[:1] + raw[1:4][::-1]).hex().upper(), raw[4:8][::-1].hex().upper()
+
+
 @dataclass(frozen=True, slots=True)
 class RelayCommand:
     """A decoded relay control (0x1C) request."""
@@ -525,8 +531,7 @@ def parse_relay_control(frame: Dlt645Frame) -> RelayCommand:
         action = RelayAction(data[8])
     except ValueError:
         raise FrameError(f"unknown relay action {data[8]:#04x}") from None
-    password = (data[:1] + data[1:4][::-1]).hex().upper()
-    operator_code = data[4:8][::-1].hex().upper()
+    password, operator_code = _credentials_from_wire(data[:8])
     expires_at = _datetime_from_bcd(data[10:16])
     return RelayCommand(frame.address, action, password, operator_code, expires_at)
 
@@ -607,12 +612,11 @@ def parse_credit_write(frame: Dlt645Frame) -> CreditWrite:
         operation = CreditOperation(di)
     except ValueError:
         raise UnknownDataIdentifier(di, "DL/T 645") from None
-    data = frame.data
-    if len(data) != 12 + lookup(di).length:
-        raise FrameError(f"credit write: expected {12 + lookup(di).length} bytes, got {len(data)}")
-    password = (data[4:5] + data[5:8][::-1]).hex().upper()
-    operator_code = data[8:12][::-1].hex().upper()
-    amount, count = lookup(di).decode_values(data[12:])
+    data, entry = frame.data, lookup(di)
+    if len(data) != 12 + entry.length:
+        raise FrameError(f"credit write: expected {12 + entry.length} bytes, got {len(data)}")
+    password, operator_code = _credentials_from_wire(data[4:12])
+    amount, count = entry.decode_values(data[12:])
     return CreditWrite(
         frame.address, operation, password, operator_code, Decimal(amount), int(count)
     )
