@@ -133,13 +133,13 @@ def setup_meters(args: argparse.Namespace) -> tuple[list[int], list[int]]:
     from django.utils import timezone
     from tests.factories import build_org
 
+    from meterpay.apps.billing.demo import DEMO_ELECTRICITY_TARIFF, DEMO_WATER_TARIFF
     from meterpay.apps.customers import services as customers
     from meterpay.apps.customers.models import Account
     from meterpay.apps.meters.models import Gateway, Meter
+    from meterpay.apps.payments.services import recharge_record
     from meterpay.apps.sites.models import Room
-    from meterpay.apps.wallets import services as wallets
-    from meterpay.apps.wallets.demo import DEMO_ELECTRICITY_TARIFF, DEMO_WATER_TARIFF
-    from meterpay.apps.wallets.models import BalancePolicy
+    from meterpay.apps.supply.models import BalancePolicy
 
     org = build_org(ORG, 1)
     BalancePolicy.objects.create(
@@ -183,7 +183,7 @@ def setup_meters(args: argparse.Namespace) -> tuple[list[int], list[int]]:
         account = customers.account_open_new(
             actor="bench", customer=org.customer, rooms=[room], meters=[meter]
         )
-        wallets.recharge_record(
+        recharge_record(
             actor="bench",
             account=account,
             amount="100000.00",

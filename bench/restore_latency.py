@@ -76,13 +76,15 @@ async def run_simulators(dtus: int, per_dtu: int, port: int) -> None:
 
 def setup_accounts(dtus: int, per_dtu: int) -> list[tuple[int, str]]:
     """Cut-off prepaid accounts: (account id, meter address) for each."""
+    from meterpay.apps.billing.services import fee_charge
     from meterpay.apps.customers import services as customers
+    from meterpay.apps.ledger.models import Wallet
     from meterpay.apps.meters import services as meters
     from meterpay.apps.organisations.models import Organisation
+    from meterpay.apps.payments.online import demo_providers_create
+    from meterpay.apps.payments.services import recharge_record
     from meterpay.apps.sites import services as sites
-    from meterpay.apps.wallets import services as wallets
-    from meterpay.apps.wallets.models import BalancePolicy, Wallet
-    from meterpay.apps.wallets.payments import demo_providers_create
+    from meterpay.apps.supply.models import BalancePolicy
 
     actor = "bench"
     org = Organisation.objects.create(name="Restore bench", slug="restore-bench")
@@ -124,11 +126,11 @@ def setup_accounts(dtus: int, per_dtu: int) -> list[tuple[int, str]]:
                 actor=actor, customer=customer, rooms=[room], meters=[meter]
             )
             # the credit is used up: the balance rule cuts supply (a relay trip command)
-            wallets.recharge_record(
+            recharge_record(
                 actor=actor, account=account, amount="1.00", channel="cash",
                 idempotency_key=f"bench-{account.pk}",
             )  # fmt: skip
-            wallets.fee_charge(
+            fee_charge(
                 actor=actor, account=account, amount="1.00", fee_code="bench", reference="cut"
             )
             assert Wallet.objects.get(account=account).supply == "cut_for_balance"
@@ -139,7 +141,7 @@ def setup_accounts(dtus: int, per_dtu: int) -> list[tuple[int, str]]:
 def signed_payments(accounts: list[tuple[int, str]]) -> list[tuple[str, Any]]:
     """A paid order and its provider notification for each account, signed in advance."""
     from meterpay.apps.customers.models import Account
-    from meterpay.apps.wallets.payments import online_order_create, simulate_payment
+    from meterpay.apps.payments.online import online_order_create, simulate_payment
 
     prepared = []
     for account_id, meter in accounts:
@@ -158,7 +160,7 @@ def confirm_payment(notification: Any, committed: dict[str, float], meter: str) 
     moment it commits."""
     from django.db import transaction
 
-    from meterpay.apps.wallets.payments import payment_notification_receive
+    from meterpay.apps.payments.online import payment_notification_receive
 
     with transaction.atomic():
         # registered first, so it runs first after the commit

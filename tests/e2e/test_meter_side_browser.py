@@ -13,7 +13,7 @@ from meterpay.apps.control import credit
 from meterpay.apps.control.models import MeterCommand
 from meterpay.apps.control.services import meter_command_claim
 from meterpay.apps.customers.models import Account
-from meterpay.apps.wallets.services import recharge_record
+from meterpay.apps.payments.services import recharge_record
 from tests.e2e.test_browser import SHOTS, browser  # noqa: F401 - the fixture
 from tests.factories import PASSWORD, build_org
 

@@ -17,9 +17,9 @@ from asgiref.sync import sync_to_async
 
 from meterpay.apps.control.models import BalanceDiscrepancy, MeterBalance, MeterCommand
 from meterpay.apps.customers.models import Account
-from meterpay.apps.wallets import meter_side
-from meterpay.apps.wallets.models import JournalEntry, Wallet
-from meterpay.apps.wallets.services import recharge_record
+from meterpay.apps.ledger.models import JournalEntry, Wallet
+from meterpay.apps.payments.meter_credit import energy_refund_request, on_meter_minor
+from meterpay.apps.payments.services import recharge_record
 from meterpay.gateway.db_port import DbPort, PollIntervals
 from meterpay.gateway.dtu import DtuServer
 from meterpay.gateway.process import GatewayProcess, ProcessOptions
@@ -103,7 +103,7 @@ def test_meter_side_recharge_reaches_the_meter_once_and_the_mirror_follows() -> 
                 lambda: (b := balance()) and b.remaining_minor == 7000 and b.purchase_count == 5,
                 "the mirror matches the meter",
             )
-            refund = await sync_to_async(meter_side.energy_refund_request)(
+            refund = await sync_to_async(energy_refund_request)(
                 actor=org.users["finance"], account=account, idempotency_key="move-out"
             )
             await until(
@@ -137,7 +137,7 @@ def test_meter_side_recharge_reaches_the_meter_once_and_the_mirror_follows() -> 
     assert MeterCommand.objects.get(kind="credit_refund").confirmed_amount_minor == 7000
     # the money went wallet -> meter -> wallet -> refunds payable; nothing left anywhere
     assert wallet_minor() == 0
-    assert meter_side.on_meter_minor(account) == 0
+    assert on_meter_minor(account) == 0
     refund_entry = JournalEntry.objects.get(account=account, kind="refund")
     assert refund_entry.wallet_amount == -7000
     # the local purchase moved the count and put money on the meter the platform never sent

@@ -31,27 +31,24 @@ from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
+from meterpay.apps.billing.demo import DEMO_ELECTRICITY_TARIFF, DEMO_WATER_TARIFF
 from meterpay.apps.control.models import MeterCommand, MeterSupplyState
 from meterpay.apps.customers import services as customers
 from meterpay.apps.customers.models import Account
+from meterpay.apps.ledger.models import JournalEntry, Wallet
 from meterpay.apps.meters import services as meters
 from meterpay.apps.meters.models import Meter
+from meterpay.apps.notifications.models import Notification
 from meterpay.apps.organisations.models import Organisation
+from meterpay.apps.payments.models import Recharge
+from meterpay.apps.payments.online import demo_providers_create
+from meterpay.apps.payments.services import recharge_record
 from meterpay.apps.readings.models import RegisterRead
 from meterpay.apps.readings.services import meter_link_set_max_demand
 from meterpay.apps.sites import services as sites
+from meterpay.apps.supply.models import BalancePolicy
 from meterpay.apps.users.models import User
 from meterpay.apps.users.services import tenant_user_create
-from meterpay.apps.wallets import services as wallets
-from meterpay.apps.wallets.demo import DEMO_ELECTRICITY_TARIFF, DEMO_WATER_TARIFF
-from meterpay.apps.wallets.models import (
-    BalancePolicy,
-    JournalEntry,
-    Notification,
-    Recharge,
-    Wallet,
-)
-from meterpay.apps.wallets.payments import demo_providers_create
 from meterpay.gateway.command_wakeups import command_wakeups
 from meterpay.gateway.db_port import DbPort, PollIntervals
 from meterpay.gateway.dtu import DtuServer
@@ -137,7 +134,7 @@ def dormitory_room(slug: str, *, water: bool) -> Room:
     account = customers.account_open_new(
         actor=actor, customer=customer, rooms=[room], meters=[meter]
     )
-    wallets.recharge_record(
+    recharge_record(
         actor=actor,
         account=account,
         amount=OPENING_BALANCE,

@@ -8,15 +8,16 @@ from typing import Any
 
 import pytest
 
-from meterpay.apps.wallets import payments
-from meterpay.apps.wallets.models import (
-    JournalEntry,
-    PaymentNotificationLog,
-    PaymentProviderConfig,
-    Recharge,
-    Wallet,
+from meterpay.apps.ledger.models import JournalEntry, Wallet
+from meterpay.apps.ledger.selectors import ledger_mismatches
+from meterpay.apps.payments.models import PaymentNotificationLog, PaymentProviderConfig, Recharge
+from meterpay.apps.payments.online import (
+    SimulatedNotification,
+    demo_providers_create,
+    online_order_create,
+    payment_notification_receive,
+    simulate_payment,
 )
-from meterpay.apps.wallets.selectors import ledger_mismatches
 
 pytestmark = pytest.mark.django_db
 
@@ -82,10 +83,10 @@ def test_refund_and_history(client: Any, org: Any) -> None:
 
 @pytest.fixture
 def providers(org: Any) -> Any:
-    return payments.demo_providers_create(actor="test", organisation=org.org)
+    return demo_providers_create(actor="test", organisation=org.org)
 
 
-def _send(client: Any, sim: payments.SimulatedNotification) -> Any:
+def _send(client: Any, sim: SimulatedNotification) -> Any:
     url = {
         "wechat": "/api/v1/payments/wechat/notify",
         "alipay": "/api/v1/payments/alipay/notify",
@@ -99,10 +100,8 @@ def _send(client: Any, sim: payments.SimulatedNotification) -> Any:
 def test_genuine_notification_credits_once_over_100_replays(
     client: Any, org: Any, providers: Any, provider: str
 ) -> None:
-    order = payments.online_order_create(
-        actor="t", account=org.account, amount="30.00", provider=provider
-    )
-    sim = payments.simulate_payment(order=order)
+    order = online_order_create(actor="t", account=org.account, amount="30.00", provider=provider)
+    sim = simulate_payment(order=order)
     for _ in range(100):
         assert _send(client, sim).status_code in (200, 204)
     assert Wallet.objects.get(account=org.account).balance_minor == 3000
@@ -118,10 +117,8 @@ def test_genuine_notification_credits_once_over_100_replays(
 def test_altered_or_forged_notifications_are_refused(
     client: Any, org: Any, providers: Any, provider: str
 ) -> None:
-    order = payments.online_order_create(
-        actor="t", account=org.account, amount="30.00", provider=provider
-    )
-    sim = payments.simulate_payment(order=order)
+    order = online_order_create(actor="t", account=org.account, amount="30.00", provider=provider)
+    sim = simulate_payment(order=order)
     if sim.kind == "alipay":
         altered = sim.body.replace(b"total_amount=30.00", b"total_amount=3000.00")
     elif sim.kind == "forward":
@@ -129,13 +126,13 @@ def test_altered_or_forged_notifications_are_refused(
     else:
         altered = sim.body.replace(b'"ciphertext":"', b'"ciphertext":"AAAA')
     assert altered != sim.body
-    forged = payments.SimulatedNotification(
+    forged = SimulatedNotification(
         sim.kind, sim.provider_name, sim.headers, altered, sim.content_type
     )
     assert _send(client, forged).status_code == 400
     # signed by another key: regenerate the org's keys, the old simulator signature is refused
     PaymentProviderConfig.objects.filter(organisation=org.org).delete()
-    payments.demo_providers_create(actor="t", organisation=org.org)
+    demo_providers_create(actor="t", organisation=org.org)
     assert _send(client, sim).status_code == 400
     assert Wallet.objects.get(account=org.account).balance_minor == 0
     assert PaymentNotificationLog.objects.filter(outcome="rejected").count() == 2
@@ -144,9 +141,7 @@ def test_altered_or_forged_notifications_are_refused(
 def test_notification_for_unknown_order_or_other_amount_is_refused(
     client: Any, org: Any, providers: Any
 ) -> None:
-    order = payments.online_order_create(
-        actor="t", account=org.account, amount="30.00", provider="wechat"
-    )
+    order = online_order_create(actor="t", account=org.account, amount="30.00", provider="wechat")
     order_other = Recharge(
         organisation_id=order.organisation_id,
         number="MPNOPE",
@@ -156,19 +151,19 @@ def test_notification_for_unknown_order_or_other_amount_is_refused(
         amount_minor=3000,
         currency="CNY",
     )
-    sim = payments.simulate_payment(order=order_other)
+    sim = simulate_payment(order=order_other)
     assert _send(client, sim).status_code == 400
     Recharge.objects.filter(pk=order.pk).update(amount_minor=2999)
-    assert _send(client, payments.simulate_payment(order=order)).status_code == 400
+    assert _send(client, simulate_payment(order=order)).status_code == 400
     assert Wallet.objects.get(account=org.account).balance_minor == 0
 
 
 def test_order_independent_closed_after_paid_keeps_paid(org: Any, providers: Any) -> None:
-    order = payments.online_order_create(
+    order = online_order_create(
         actor="t", account=org.account, amount="8.00", provider="forward.alpha-local"
     )
-    sim = payments.simulate_payment(order=order, transaction_id="T1")
-    result = payments.payment_notification_receive(
+    sim = simulate_payment(order=order, transaction_id="T1")
+    result = payment_notification_receive(
         kind="forward", headers=sim.headers, body=sim.body, provider_name="alpha-local"
     )
     assert result.outcome == "credited"
@@ -181,7 +176,7 @@ def test_order_independent_closed_after_paid_keeps_paid(org: Any, providers: Any
 
     config = PaymentProviderConfig.objects.get(kind="forwarding")
     headers = forwarding.sign_request(secret=config.secret.encode(), body=raw, now=timezone.now())
-    late = payments.payment_notification_receive(
+    late = payment_notification_receive(
         kind="forward", headers=headers, body=raw, provider_name="alpha-local"
     )
     assert late.outcome == "ignored"

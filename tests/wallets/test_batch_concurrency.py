@@ -12,17 +12,18 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from meterpay.apps.billing.deductions import meter_deduct, meters_deduct_batch
+from meterpay.apps.billing.demo import DEMO_ELECTRICITY_TARIFF
 from meterpay.apps.customers import services as customers
 from meterpay.apps.customers.models import Account
+from meterpay.apps.ledger.models import JournalEntry, Wallet
+from meterpay.apps.ledger.selectors import ledger_mismatches, unbalanced_entries
 from meterpay.apps.meters import services as meters
 from meterpay.apps.meters.models import Meter
+from meterpay.apps.payments.services import recharge_record
 from meterpay.apps.readings import services as readings
 from meterpay.apps.sites import services as sites
-from meterpay.apps.wallets import services
-from meterpay.apps.wallets.deduction import meter_deduct, meters_deduct_batch
-from meterpay.apps.wallets.demo import DEMO_ELECTRICITY_TARIFF
-from meterpay.apps.wallets.models import BalancePolicy, JournalEntry, Wallet
-from meterpay.apps.wallets.selectors import ledger_mismatches, unbalanced_entries
+from meterpay.apps.supply.models import BalancePolicy
 from tests.factories import build_org
 from tests.wallets.test_concurrency import run_threads
 
@@ -74,7 +75,7 @@ def test_batches_recharges_and_single_meters_at_once_lose_nothing() -> None:
         jobs.append(lambda i=i: meter_deduct(meter=Meter(pk=ids[i])))
     for i, account in enumerate(accounts):
         jobs.append(
-            lambda i=i, account=account: services.recharge_record(
+            lambda i=i, account=account: recharge_record(
                 actor="t", account=account, amount="50.00", channel="cash", idempotency_key=f"c{i}"
             )
         )

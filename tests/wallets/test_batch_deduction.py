@@ -22,27 +22,24 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from meterpay.apps.audit.models import AuditEvent
+from meterpay.apps.billing import deductions
+from meterpay.apps.billing.deductions import meters_deduct, meters_deduct_batch
+from meterpay.apps.billing.demo import DEMO_ELECTRICITY_TARIFF, DEMO_WATER_TARIFF
+from meterpay.apps.billing.models import DeductionState
 from meterpay.apps.control.models import MeterCommand
 from meterpay.apps.customers import services as customers
 from meterpay.apps.customers.models import Account
+from meterpay.apps.ledger.models import JournalEntry, Posting, Wallet
+from meterpay.apps.ledger.selectors import ledger_mismatches
 from meterpay.apps.meters import services as meters
 from meterpay.apps.meters.models import Meter
+from meterpay.apps.notifications.models import Notification
+from meterpay.apps.payments.services import recharge_record
 from meterpay.apps.readings import services as readings
 from meterpay.apps.readings.models import RegisterRead
 from meterpay.apps.sites import services as sites
+from meterpay.apps.supply.models import BalancePolicy
 from meterpay.apps.tariffs import services as tariffs
-from meterpay.apps.wallets import deduction, services
-from meterpay.apps.wallets.deduction import meters_deduct, meters_deduct_batch
-from meterpay.apps.wallets.demo import DEMO_ELECTRICITY_TARIFF, DEMO_WATER_TARIFF
-from meterpay.apps.wallets.models import (
-    BalancePolicy,
-    DeductionState,
-    JournalEntry,
-    Notification,
-    Posting,
-    Wallet,
-)
-from meterpay.apps.wallets.selectors import ledger_mismatches
 
 pytestmark = pytest.mark.django_db
 
@@ -87,7 +84,7 @@ def _account(org: Any, number: str, kinds: list[str], **options: Any) -> tuple[A
 
 
 def _recharge(account: Account, amount: str) -> None:
-    services.recharge_record(
+    recharge_record(
         actor="t", account=account, amount=amount, channel="cash", idempotency_key=f"o{account.pk}"
     )
 
@@ -264,7 +261,7 @@ def _run(world: dict[str, Any], seed: int, deduct: Any) -> dict[str, Any]:
 
 
 def _each_meter(meter_ids: list[int]) -> None:
-    deduction._each_meter(sorted(meter_ids))  # meter_deduct, each meter on its own
+    deductions._each_meter(sorted(meter_ids))  # meter_deduct, each meter on its own
 
 
 def _batch(meter_ids: list[int]) -> None:

@@ -12,9 +12,17 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
-from meterpay.apps.wallets import payments, services
-from meterpay.apps.wallets.models import JournalEntry, Recharge, Wallet
-from meterpay.apps.wallets.selectors import ledger_mismatches, unbalanced_entries
+from meterpay.apps.billing.services import deduction_post
+from meterpay.apps.ledger.models import JournalEntry, Wallet
+from meterpay.apps.ledger.selectors import ledger_mismatches, unbalanced_entries
+from meterpay.apps.payments.models import Recharge
+from meterpay.apps.payments.online import (
+    demo_providers_create,
+    online_order_create,
+    payment_notification_receive,
+    simulate_payment,
+)
+from meterpay.apps.payments.services import recharge_record
 from meterpay.core.ledger import ChargeType, IdempotencyConflict
 from tests.factories import build_org
 
@@ -51,7 +59,7 @@ def test_concurrent_recharges_and_deductions_lose_nothing() -> None:
     jobs: list[Callable[[], Any]] = []
     for i in range(12):
         jobs.append(
-            lambda i=i: services.recharge_record(
+            lambda i=i: recharge_record(
                 actor="t",
                 account=account,
                 amount=Decimal("10.00"),
@@ -60,7 +68,7 @@ def test_concurrent_recharges_and_deductions_lose_nothing() -> None:
             )
         )
         jobs.append(
-            lambda i=i: services.deduction_post(
+            lambda i=i: deduction_post(
                 actor="t",
                 account=account,
                 lines=[(ChargeType.ENERGY, Decimal("1.25"))],
@@ -78,13 +86,13 @@ def test_concurrent_replays_of_one_key_credit_once() -> None:
     org = build_org("replay", 910)
     account = org.account
     jobs: list[Callable[[], Any]] = [
-        lambda: services.recharge_record(
+        lambda: recharge_record(
             actor="t", account=account, amount="25.00", channel="cash", idempotency_key="same"
         )
         for _ in range(10)
     ]
     jobs.append(
-        lambda: services.recharge_record(
+        lambda: recharge_record(
             actor="t", account=account, amount="26.00", channel="cash", idempotency_key="same"
         )
     )
@@ -98,15 +106,11 @@ def test_concurrent_replays_of_one_key_credit_once() -> None:
 
 def test_concurrent_notification_replays_credit_once() -> None:
     org = build_org("notify", 920)
-    payments.demo_providers_create(actor="t", organisation=org.org)
-    order = payments.online_order_create(
-        actor="t", account=org.account, amount="40.00", provider="wechat"
-    )
-    sim = payments.simulate_payment(order=order)
+    demo_providers_create(actor="t", organisation=org.org)
+    order = online_order_create(actor="t", account=org.account, amount="40.00", provider="wechat")
+    sim = simulate_payment(order=order)
     jobs: list[Callable[[], Any]] = [
-        lambda: payments.payment_notification_receive(
-            kind="wechat", headers=sim.headers, body=sim.body
-        )
+        lambda: payment_notification_receive(kind="wechat", headers=sim.headers, body=sim.body)
         for _ in range(16)
     ]
     results = run_threads(jobs)

@@ -10,8 +10,18 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from meterpay.apps.wallets import payments, services
-from meterpay.apps.wallets.models import JournalEntry, StatementImport
+from meterpay.apps.billing.services import fee_charge
+from meterpay.apps.ledger.models import JournalEntry
+from meterpay.apps.ledger.services import wallet_for
+from meterpay.apps.payments.models import StatementImport
+from meterpay.apps.payments.online import (
+    demo_providers_create,
+    online_order_create,
+    payment_notification_receive,
+    simulate_payment,
+)
+from meterpay.apps.payments.refunds import refund_record
+from meterpay.apps.payments.services import recharge_record
 
 pytestmark = pytest.mark.django_db
 
@@ -23,16 +33,14 @@ def finance(client: Any, org: Any) -> Any:
 
 
 def test_pages_render(finance: Any, org: Any) -> None:
-    recharge, _ = services.recharge_record(
+    recharge, _ = recharge_record(
         actor=org.users["finance"],
         account=org.account,
         amount="50.00",
         channel="cash",
         idempotency_key="a",
     )
-    services.fee_charge(
-        actor="t", account=org.account, amount="2.00", fee_code="card", reference="1"
-    )
+    fee_charge(actor="t", account=org.account, amount="2.00", fee_code="card", reference="1")
     for name, kwargs in [
         ("finance_orders", {}),
         ("finance_income", {}),
@@ -55,7 +63,7 @@ def test_pages_render(finance: Any, org: Any) -> None:
 
 
 def test_xlsx_export(finance: Any, org: Any) -> None:
-    services.recharge_record(
+    recharge_record(
         actor="t", account=org.account, amount="50.00", channel="cash", idempotency_key="a"
     )
     response = finance.get(reverse("console:finance_orders"), {"export": "xlsx"})
@@ -73,18 +81,14 @@ def test_counter_recharge_prints_receipt_and_refund(finance: Any, org: Any) -> N
     )
     assert again["Location"] == response["Location"]  # a double click prints the same receipt
     finance.post(url, {"action": "refund", "amount": "", "channel": "cash", "idempotency_key": "f"})
-    assert (
-        org.account.wallet.balance_minor == 0 or services.wallet_for(org.account).balance_minor == 0
-    )
+    assert org.account.wallet.balance_minor == 0 or wallet_for(org.account).balance_minor == 0
 
 
 def test_statement_import_all_or_nothing_and_matching(finance: Any, org: Any) -> None:
-    payments.demo_providers_create(actor="t", organisation=org.org)
-    order = payments.online_order_create(
-        actor="t", account=org.account, amount="30.00", provider="wechat"
-    )
-    sim = payments.simulate_payment(order=order, transaction_id="TX1")
-    payments.payment_notification_receive(kind="wechat", headers=sim.headers, body=sim.body)
+    demo_providers_create(actor="t", organisation=org.org)
+    order = online_order_create(actor="t", account=org.account, amount="30.00", provider="wechat")
+    sim = simulate_payment(order=order, transaction_id="TX1")
+    payment_notification_receive(kind="wechat", headers=sim.headers, body=sim.body)
     day = timezone.localdate()
     url = reverse("console:finance_reconciliation")
     bad = io.BytesIO(b"transaction_id,amount\nTX1,30.00\nTX2,abc\n,1.00\n")
@@ -106,10 +110,10 @@ def test_statement_import_all_or_nothing_and_matching(finance: Any, org: Any) ->
 
 
 def test_a_refund_owed_at_move_out_is_paid_out_once(finance: Any, org: Any) -> None:
-    services.recharge_record(
+    recharge_record(
         actor="t", account=org.account, amount="12.50", channel="cash", idempotency_key="r1"
     )
-    refund = services.refund_record(
+    refund = refund_record(
         actor="t",
         account=org.account,
         amount=None,

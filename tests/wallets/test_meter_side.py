@@ -18,9 +18,17 @@ from meterpay.apps.control import credit
 from meterpay.apps.control.models import BalanceDiscrepancy, MeterBalance, MeterCommand
 from meterpay.apps.control.services import meter_command_claim
 from meterpay.apps.customers.models import Account
-from meterpay.apps.wallets import meter_side, services
-from meterpay.apps.wallets.models import JournalEntry, Posting, Wallet
-from meterpay.apps.wallets.supply import wallet_evaluate
+from meterpay.apps.ledger.models import JournalEntry, Posting, Wallet
+from meterpay.apps.ledger.services import wallet_for
+from meterpay.apps.payments.meter_credit import (
+    energy_refund_request,
+    meter_side_view,
+    on_meter_minor,
+    wallet_download,
+)
+from meterpay.apps.payments.refunds import refund_payout
+from meterpay.apps.payments.services import recharge_confirm, recharge_record
+from meterpay.apps.supply.services import wallet_evaluate
 from tests.factories import build_org
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +47,7 @@ def org() -> Any:
 
 
 def cash(org: Any, amount: str = "50.00", key: str = "r-1") -> Any:
-    return services.recharge_record(
+    return recharge_record(
         actor=org.users["finance"],
         account=org.account,
         amount=amount,
@@ -81,7 +89,7 @@ def test_a_recharge_is_downloaded_in_the_same_transaction_and_once(org: Any) -> 
         5000,
         "recharge",
     )
-    assert wallet_minor(org) == 0 and meter_side.on_meter_minor(org.account) == 5000
+    assert wallet_minor(org) == 0 and on_meter_minor(org.account) == 5000
     moved = JournalEntry.objects.get(kind="meter_credit")
     assert moved.reference == f"command:{command.command_id}" and moved.wallet_amount == -5000
 
@@ -94,7 +102,7 @@ def test_platform_side_recharges_stay_in_the_wallet() -> None:
 
 
 def test_a_confirmed_bank_transfer_is_downloaded_then(org: Any) -> None:
-    recharge, _ = services.recharge_record(
+    recharge, _ = recharge_record(
         actor=org.users["finance"],
         account=org.account,
         amount="30.00",
@@ -102,7 +110,7 @@ def test_a_confirmed_bank_transfer_is_downloaded_then(org: Any) -> None:
         idempotency_key="b-1",
     )
     assert not MeterCommand.objects.exists()
-    services.recharge_confirm(actor=org.users["finance"], recharge=recharge)
+    recharge_confirm(actor=org.users["finance"], recharge=recharge)
     assert MeterCommand.objects.get().amount_minor == 3000
 
 
@@ -111,21 +119,19 @@ def test_a_failed_download_comes_back_to_the_wallet_and_can_be_sent_again(org: A
     command = MeterCommand.objects.get()
     run(command, before=3, after=None)
     assert MeterCommand.objects.get(pk=command.pk).status == "failed"
-    assert wallet_minor(org) == 5000 and meter_side.on_meter_minor(org.account) == 0
-    again = meter_side.wallet_download(
+    assert wallet_minor(org) == 5000 and on_meter_minor(org.account) == 0
+    again = wallet_download(
         actor=org.users["finance"], account=org.account, idempotency_key="again"
     )
     assert again.amount_minor == 5000 and wallet_minor(org) == 0
     with pytest.raises(ValidationError):
-        meter_side.wallet_download(
-            actor=org.users["finance"], account=org.account, idempotency_key="empty"
-        )
+        wallet_download(actor=org.users["finance"], account=org.account, idempotency_key="empty")
 
 
 def test_energy_refund_credits_what_the_meter_confirmed_as_a_refund_owed(org: Any) -> None:
     cash(org)
     run(MeterCommand.objects.get(), before=3, after=4)
-    refund = meter_side.energy_refund_request(
+    refund = energy_refund_request(
         actor=org.users["finance"], account=org.account, idempotency_key="out"
     )
     assert wallet_minor(org) == 0  # nothing moves before the meter confirms
@@ -135,22 +141,20 @@ def test_energy_refund_credits_what_the_meter_confirmed_as_a_refund_owed(org: An
     assert owed.wallet_amount == -3210
     assert owed.postings.get(amount__lt=0).ledger_account.code == "refunds_payable"
     assert wallet_minor(org) == 0
-    assert meter_side.on_meter_minor(org.account) == 5000 - 3210  # used energy on the meter
-    paid = services.refund_payout(actor=org.users["finance"], entry=owed, channel="cash")
+    assert on_meter_minor(org.account) == 5000 - 3210  # used energy on the meter
+    paid = refund_payout(actor=org.users["finance"], entry=owed, channel="cash")
     assert paid.kind == "refund_payout"
 
 
 def test_energy_refund_is_for_meter_side_accounts_only() -> None:
     org = build_org("pse", 640)
     with pytest.raises(ValidationError):
-        meter_side.energy_refund_request(
-            actor=org.users["finance"], account=org.account, idempotency_key="x"
-        )
+        energy_refund_request(actor=org.users["finance"], account=org.account, idempotency_key="x")
 
 
 def test_no_platform_cut_off_for_meter_side_accounts(org: Any) -> None:
     with transaction.atomic():
-        decision = wallet_evaluate(wallet=services.wallet_for(org.account), now=timezone.now())
+        decision = wallet_evaluate(wallet=wallet_for(org.account), now=timezone.now())
     assert decision.action.value == "nothing"
     assert not MeterCommand.objects.filter(kind="relay_trip").exists()
 
@@ -173,7 +177,7 @@ def test_downloads_that_fail_or_land_keep_the_ledger_balanced(
     """Wallet + on the meter = what was paid in; the wallet holds exactly the failed ones."""
     run_id = uuid.uuid4().hex[:8]  # examples share the database
     wallet_before = wallet_minor(org) if Wallet.objects.filter(account=org.account).exists() else 0
-    on_meter_before = meter_side.on_meter_minor(org.account)
+    on_meter_before = on_meter_minor(org.account)
     for index, (cents, applied) in enumerate(steps):
         cash(org, str(Decimal(cents).scaleb(-2)), f"{run_id}-{index}")
         command = MeterCommand.objects.filter(kind="credit_download").order_by("-id").first()
@@ -183,7 +187,7 @@ def test_downloads_that_fail_or_land_keep_the_ledger_balanced(
     failed = sum(cents for cents, applied in steps if not applied)
     landed = sum(cents for cents, applied in steps if applied)
     assert wallet_minor(org) == wallet_before + failed
-    assert meter_side.on_meter_minor(org.account) == on_meter_before + landed
+    assert on_meter_minor(org.account) == on_meter_before + landed
     sums = Posting.objects.values("entry").annotate(total=Sum("amount"))
     assert all(row["total"] == 0 for row in sums)
 
@@ -214,7 +218,7 @@ def test_a_timed_out_download_the_meter_did_apply_is_confirmed_by_a_later_read(o
     )
     command.refresh_from_db()
     assert command.status == "confirmed" and "a later read" in command.outcome
-    assert wallet_minor(org) == 0 and meter_side.on_meter_minor(org.account) == 6000
+    assert wallet_minor(org) == 0 and on_meter_minor(org.account) == 6000
     assert not BalanceDiscrepancy.objects.exists()
 
 
@@ -230,5 +234,5 @@ def test_without_a_meter_to_download_to_the_recharge_stays_in_the_wallet(org: An
     assert recharge.status == "paid"
     assert wallet_minor(org) == 5000
     assert not MeterCommand.objects.exists()
-    view = meter_side.meter_side_view(org.account)
+    view = meter_side_view(org.account)
     assert view is not None and view.meter is None

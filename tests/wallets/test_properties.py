@@ -13,9 +13,13 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from meterpay.apps.wallets import services
-from meterpay.apps.wallets.models import JournalEntry, Posting, Wallet
-from meterpay.apps.wallets.selectors import ledger_mismatches, unbalanced_entries
+from meterpay.apps.billing.services import deduction_post, entry_reverse, fee_charge
+from meterpay.apps.billing.settlement import account_settle
+from meterpay.apps.ledger.models import JournalEntry, Posting, Wallet
+from meterpay.apps.ledger.selectors import ledger_mismatches, unbalanced_entries
+from meterpay.apps.ledger.services import WalletError
+from meterpay.apps.payments.refunds import refund_record
+from meterpay.apps.payments.services import recharge_record
 from meterpay.core.ledger import ChargeType
 
 amounts = st.integers(min_value=1, max_value=50_000).map(lambda n: Decimal(n) / 100)
@@ -45,7 +49,7 @@ def test_random_sequences_keep_the_ledger_balanced(org: Any, ops: Any, close: bo
         ref = f"{run}-{step}-{key}"
         try:
             if kind == "recharge":
-                services.recharge_record(
+                recharge_record(
                     actor="p",
                     account=account,
                     amount=amount,
@@ -53,7 +57,7 @@ def test_random_sequences_keep_the_ledger_balanced(org: Any, ops: Any, close: bo
                     idempotency_key=f"h{ref}",
                 )
             elif kind == "deduct":
-                services.deduction_post(
+                deduction_post(
                     actor="p",
                     account=account,
                     lines=[(ChargeType.ENERGY, amount)],
@@ -61,11 +65,9 @@ def test_random_sequences_keep_the_ledger_balanced(org: Any, ops: Any, close: bo
                     occurred_at=timezone.now(),
                 )
             elif kind == "fee":
-                services.fee_charge(
-                    actor="p", account=account, amount=amount, fee_code="f", reference=ref
-                )
+                fee_charge(actor="p", account=account, amount=amount, fee_code="f", reference=ref)
             elif kind == "refund":
-                services.refund_record(
+                refund_record(
                     actor="p", account=account, amount=amount, channel="cash", idempotency_key=ref
                 )
             else:
@@ -73,10 +75,8 @@ def test_random_sequences_keep_the_ledger_balanced(org: Any, ops: Any, close: bo
                     JournalEntry.objects.filter(account=account).exclude(kind="reversal")
                 )
                 if entries:
-                    services.entry_reverse(
-                        actor="p", entry=entries[key % len(entries)], reason="test"
-                    )
-        except services.WalletError:
+                    entry_reverse(actor="p", entry=entries[key % len(entries)], reason="test")
+        except WalletError:
             pass  # e.g. a refund above the balance: refused, nothing posted
         wallet = Wallet.objects.filter(account=account).first()
         if wallet is not None:
@@ -89,7 +89,7 @@ def test_random_sequences_keep_the_ledger_balanced(org: Any, ops: Any, close: bo
             assert wallet.balance_minor == -postings
             assert wallet.balance_minor >= min(expected, wallet.balance_minor)  # sanity, types
     if close and account.status == "open":
-        services.account_settle(actor="p", account=account, reference=f"c{run}")
+        account_settle(actor="p", account=account, reference=f"c{run}")
         assert Wallet.objects.get(account=account).balance_minor == 0
     assert ledger_mismatches() == []
     assert unbalanced_entries() == []

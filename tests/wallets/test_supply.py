@@ -11,21 +11,22 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from meterpay.apps.billing.bills import postpaid_bill_issue
+from meterpay.apps.billing.deductions import deductions_run, meter_deduct
+from meterpay.apps.billing.demo import DEMO_ELECTRICITY_TARIFF
+from meterpay.apps.billing.models import DeductionState, PostpaidBill
+from meterpay.apps.billing.services import deduction_post, fee_charge
 from meterpay.apps.control.models import MeterCommand
 from meterpay.apps.customers.models import Account
+from meterpay.apps.ledger.models import JournalEntry, Wallet
+from meterpay.apps.ledger.selectors import ledger_mismatches
+from meterpay.apps.ledger.services import wallet_for
+from meterpay.apps.notifications.models import Notification
+from meterpay.apps.payments.services import recharge_record
 from meterpay.apps.readings import services as readings
-from meterpay.apps.wallets import services, supply
-from meterpay.apps.wallets.deduction import deductions_run, meter_deduct
-from meterpay.apps.wallets.demo import DEMO_ELECTRICITY_TARIFF
-from meterpay.apps.wallets.models import (
-    BalancePolicy,
-    DeductionState,
-    JournalEntry,
-    Notification,
-    PostpaidBill,
-    Wallet,
-)
-from meterpay.apps.wallets.selectors import ledger_mismatches
+from meterpay.apps.supply.models import BalancePolicy
+from meterpay.apps.supply.selectors import credit_estimate
+from meterpay.apps.supply.services import wallet_evaluate, wallet_set_controls
 
 pytestmark = pytest.mark.django_db
 
@@ -49,7 +50,7 @@ def wallet(org: Any) -> Wallet:
 
 
 def recharge(org: Any, amount: str, key: str) -> None:
-    services.recharge_record(
+    recharge_record(
         actor="t", account=org.account, amount=amount, channel="cash", idempotency_key=key
     )
 
@@ -63,21 +64,15 @@ def commands(org: Any) -> list[str]:
 def test_recharge_alarm_cut_off_and_restore_through_the_outbox(org: Any, policy: Any) -> None:
     recharge(org, "60.00", "r1")
     assert not Notification.objects.exists()
-    services.fee_charge(
-        actor="t", account=org.account, amount="15.00", fee_code="card", reference="1"
-    )
+    fee_charge(actor="t", account=org.account, amount="15.00", fee_code="card", reference="1")
     alarm = Notification.objects.get()
     assert alarm.kind == "alarm" and alarm.level == 1 and "45.00" in alarm.subject
-    services.fee_charge(
-        actor="t", account=org.account, amount="44.00", fee_code="card", reference="2"
-    )
+    fee_charge(actor="t", account=org.account, amount="44.00", fee_code="card", reference="2")
     # levels 2 and 3 crossed at once: one message for the most severe, both recorded as sent
     assert list(Notification.objects.filter(kind="alarm").values_list("level", flat=True)) == [3, 1]
     assert set(wallet(org).alarm_history) == {"1", "2", "3"}
     assert commands(org) == []
-    services.fee_charge(
-        actor="t", account=org.account, amount="1.00", fee_code="card", reference="3"
-    )
+    fee_charge(actor="t", account=org.account, amount="1.00", fee_code="card", reference="3")
     assert wallet(org).supply == "cut_for_balance"
     assert commands(org) == ["relay_trip"]
     assert Notification.objects.filter(kind="cut_off").count() == 1
@@ -97,9 +92,7 @@ def test_outbox_rows_roll_back_with_the_money(org: Any, policy: Any) -> None:
         JournalEntry.objects.count(),
     )
     with pytest.raises(RuntimeError), transaction.atomic():
-        services.fee_charge(
-            actor="t", account=org.account, amount="5.00", fee_code="x", reference="y"
-        )
+        fee_charge(actor="t", account=org.account, amount="5.00", fee_code="x", reference="y")
         assert MeterCommand.objects.count() > before[1]  # written in the same transaction…
         raise RuntimeError("crash before commit")
     after = (
@@ -116,26 +109,26 @@ def test_protected_period_defers_the_cut_until_monday(org: Any, policy: Any) -> 
     policy.save()
     friday_evening = timezone.make_aware(datetime(2026, 3, 6, 19, 0))
     with transaction.atomic():
-        services.wallet_for(org.account)
+        wallet_for(org.account)
         Wallet.objects.filter(account=org.account).update(balance_minor=-100)  # test shortcut
-        decision = supply.wallet_evaluate(wallet=wallet(org), now=friday_evening)
+        decision = wallet_evaluate(wallet=wallet(org), now=friday_evening)
     assert decision.action == "defer_cut_off"
     assert timezone.localtime(decision.defer_until).isoformat().startswith("2026-03-09T08:00")
     assert wallet(org).cut_deferred and commands(org) == []
     assert Notification.objects.filter(kind="cut_deferred").count() == 1
     with transaction.atomic():
-        supply.wallet_evaluate(wallet=wallet(org), now=friday_evening + timedelta(hours=1))
+        wallet_evaluate(wallet=wallet(org), now=friday_evening + timedelta(hours=1))
     assert Notification.objects.filter(kind="cut_deferred").count() == 1  # not repeated
     with transaction.atomic():
-        supply.wallet_evaluate(wallet=wallet(org), now=friday_evening + timedelta(days=2, hours=14))
+        wallet_evaluate(wallet=wallet(org), now=friday_evening + timedelta(days=2, hours=14))
     assert commands(org) == ["relay_trip"]
     Wallet.objects.filter(account=org.account).update(balance_minor=0, supply="on")
 
 
 def test_keep_supply_flag_never_cuts(org: Any, policy: Any) -> None:
     recharge(org, "1.00", "r1")
-    supply.wallet_set_controls(actor="t", wallet=wallet(org), keep_supply=True)
-    services.fee_charge(actor="t", account=org.account, amount="5.00", fee_code="x", reference="y")
+    wallet_set_controls(actor="t", wallet=wallet(org), keep_supply=True)
+    fee_charge(actor="t", account=org.account, amount="5.00", fee_code="x", reference="y")
     assert wallet(org).supply == "on" and commands(org) == []
     assert wallet(org).cut_deferred and wallet(org).cut_deferred_until is None
 
@@ -180,10 +173,10 @@ def test_deduction_from_intervals_once_with_state(org: Any, policy: Any) -> None
 def test_postpaid_cut_after_due_date_and_grace_restore_on_payment(org: Any, policy: Any) -> None:
     Account.objects.filter(pk=org.account.pk).update(billing_mode="postpaid")
     org.account.refresh_from_db()
-    services.fee_charge(actor="t", account=org.account, amount="30.00", fee_code="x", reference="y")
+    fee_charge(actor="t", account=org.account, amount="30.00", fee_code="x", reference="y")
     assert wallet(org).supply == "on"  # postpaid: no cut for a negative balance alone
     today = timezone.localdate()
-    bill = supply.postpaid_bill_issue(
+    bill = postpaid_bill_issue(
         actor="t",
         account=org.account,
         period_end=today - timedelta(days=20),
@@ -191,7 +184,7 @@ def test_postpaid_cut_after_due_date_and_grace_restore_on_payment(org: Any, poli
     )
     assert bill is not None and bill.amount_minor == 3000
     with transaction.atomic():
-        supply.wallet_evaluate(wallet=wallet(org), now=timezone.now())
+        wallet_evaluate(wallet=wallet(org), now=timezone.now())
     assert wallet(org).supply == "cut_for_balance" and commands(org) == ["relay_trip"]
     recharge(org, "30.00", "pay")
     bill.refresh_from_db()
@@ -225,16 +218,16 @@ def test_days_of_credit_left_and_reminder(org: Any, policy: Any) -> None:
     tz = timezone.get_current_timezone()
     for days_ago in range(1, 4):
         day = timezone.localdate() - timedelta(days=days_ago)
-        services.deduction_post(
+        deduction_post(
             actor="t",
             account=org.account,
             lines=[("energy", Decimal("3.00"))],  # type: ignore[list-item]
             reference=f"d{days_ago}",
             occurred_at=datetime.combine(day, time(12), tz),
         )
-    estimate = supply.credit_estimate(wallet(org))
+    estimate = credit_estimate(wallet(org))
     assert estimate.days == Decimal("7.0")  # 21.00 / 3.00
-    services.fee_charge(actor="t", account=org.account, amount="9.00", fee_code="x", reference="y")
+    fee_charge(actor="t", account=org.account, amount="9.00", fee_code="x", reference="y")
     assert Notification.objects.filter(kind="reminder").count() == 1  # 12.00 / 3 = 4 days < 5
 
 

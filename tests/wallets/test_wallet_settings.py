@@ -19,16 +19,29 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from meterpay.apps.audit.models import AuditEvent
-from meterpay.apps.wallets import payments, services, supply
-from meterpay.apps.wallets import wallet_settings as ws
-from meterpay.apps.wallets.models import (
-    BalancePolicy,
-    Notification,
-    NotificationChannel,
-    PaymentProviderConfig,
-    Wallet,
+from meterpay.apps.billing.bills import postpaid_bill_issue
+from meterpay.apps.billing.services import fee_charge
+from meterpay.apps.ledger.models import Wallet
+from meterpay.apps.ledger.services import wallet_for
+from meterpay.apps.notifications.models import Notification, NotificationChannel
+from meterpay.apps.notifications.services import (
+    notification_channel_enable,
+    notification_channel_save,
+    notification_channel_test,
+    notification_create,
+    target_display,
 )
-from meterpay.apps.wallets.notify import notification_create
+from meterpay.apps.payments.models import PaymentProviderConfig
+from meterpay.apps.payments.online import (
+    demo_providers_create,
+    online_order_create,
+    payment_notification_receive,
+    simulate_payment,
+)
+from meterpay.apps.payments.providers import notify_path, payment_provider_save, secret_hint
+from meterpay.apps.supply.models import BalancePolicy
+from meterpay.apps.supply.selectors import account_policy, policy_row
+from meterpay.apps.supply.services import balance_policy_save, wallet_overrides_set
 
 pytestmark = pytest.mark.django_db
 
@@ -94,7 +107,7 @@ def _audit_text(org: Any) -> str:
 def test_wechat_provider_is_validated_and_secrets_stay_out_of_the_audit(org: Any) -> None:
     key = _rsa()
     with pytest.raises(ValidationError) as caught:
-        ws.payment_provider_save(
+        payment_provider_save(
             actor=org.users["owner"],
             organisation_id=org.org.pk,
             kind="wechat",
@@ -105,7 +118,7 @@ def test_wechat_provider_is_validated_and_secrets_stay_out_of_the_audit(org: Any
     assert "public_key_pem" in errors
     assert not PaymentProviderConfig.objects.filter(organisation=org.org).exists()
 
-    config = ws.payment_provider_save(
+    config = payment_provider_save(
         actor=org.users["owner"],
         organisation_id=org.org.pk,
         kind="wechat",
@@ -117,7 +130,7 @@ def test_wechat_provider_is_validated_and_secrets_stay_out_of_the_audit(org: Any
     assert '"secret": "replaced"' in audit
 
     # an empty secret keeps the stored one; a new one replaces it
-    ws.payment_provider_save(
+    payment_provider_save(
         actor=org.users["owner"],
         organisation_id=org.org.pk,
         kind="wechat",
@@ -131,19 +144,15 @@ def test_wechat_provider_is_validated_and_secrets_stay_out_of_the_audit(org: Any
 
 def test_the_saved_credentials_verify_a_genuine_payment(org: Any) -> None:
     key = _rsa()
-    ws.payment_provider_save(
+    payment_provider_save(
         actor="t",
         organisation_id=org.org.pk,
         kind="wechat",
         values=_wechat_values(key, simulator_private_key_pem=_private_pem(key)),
     )
-    order = payments.online_order_create(
-        actor="t", account=org.account, amount="12.30", provider="wechat"
-    )
-    sim = payments.simulate_payment(order=order)
-    result = payments.payment_notification_receive(
-        kind="wechat", headers=sim.headers, body=sim.body
-    )
+    order = online_order_create(actor="t", account=org.account, amount="12.30", provider="wechat")
+    sim = simulate_payment(order=order)
+    result = payment_notification_receive(kind="wechat", headers=sim.headers, body=sim.body)
     assert result.outcome == "credited"
     assert Wallet.objects.get(account=org.account).balance_minor == 1230
 
@@ -151,7 +160,7 @@ def test_the_saved_credentials_verify_a_genuine_payment(org: Any) -> None:
 def test_platform_certificate_sets_the_serial_and_a_foreign_demo_key_is_refused(org: Any) -> None:
     key = _rsa()
     with pytest.raises(ValidationError) as caught:
-        ws.payment_provider_save(
+        payment_provider_save(
             actor="t",
             organisation_id=org.org.pk,
             kind="wechat",
@@ -163,7 +172,7 @@ def test_platform_certificate_sets_the_serial_and_a_foreign_demo_key_is_refused(
             ),
         )
     assert "does not belong" in caught.value.message_dict["simulator_private_key_pem"][0]
-    config = ws.payment_provider_save(
+    config = payment_provider_save(
         actor="t",
         organisation_id=org.org.pk,
         kind="wechat",
@@ -179,7 +188,7 @@ def test_platform_certificate_sets_the_serial_and_a_foreign_demo_key_is_refused(
 def test_alipay_accepts_a_bare_base64_key_and_refuses_an_ec_key(org: Any) -> None:
     key = _rsa()
     bare = "".join(_public_pem(key).strip().splitlines()[1:-1])
-    config = ws.payment_provider_save(
+    config = payment_provider_save(
         actor="t",
         organisation_id=org.org.pk,
         kind="alipay",
@@ -193,7 +202,7 @@ def test_alipay_accepts_a_bare_base64_key_and_refuses_an_ec_key(org: Any) -> Non
         .decode()
     )
     with pytest.raises(ValidationError) as caught:
-        ws.payment_provider_save(
+        payment_provider_save(
             actor="t",
             organisation_id=org.org.pk,
             kind="alipay",
@@ -202,7 +211,7 @@ def test_alipay_accepts_a_bare_base64_key_and_refuses_an_ec_key(org: Any) -> Non
         )
     assert set(caught.value.message_dict) == {"merchant_id", "public_key_pem"}
     with pytest.raises(ValidationError, match="already set up"):
-        ws.payment_provider_save(
+        payment_provider_save(
             actor="t",
             organisation_id=org.org.pk,
             kind="alipay",
@@ -214,35 +223,35 @@ def test_forwarding_names_are_unique_and_secrets_long(org: Any) -> None:
     from tests.factories import build_org
 
     other = build_org("bravo", 200)
-    ws.payment_provider_save(
+    payment_provider_save(
         actor="t",
         organisation_id=other.org.pk,
         kind="forwarding",
         values={"name": "shared-name", "secret": HMAC_SECRET},
     )
     with pytest.raises(ValidationError) as caught:
-        ws.payment_provider_save(
+        payment_provider_save(
             actor="t",
             organisation_id=org.org.pk,
             kind="forwarding",
             values={"name": "shared-name", "secret": "short"},
         )
     assert set(caught.value.message_dict) == {"name", "secret"}
-    config = ws.payment_provider_save(
+    config = payment_provider_save(
         actor="t",
         organisation_id=org.org.pk,
         kind="forwarding",
         values={"name": "alpha-pay", "secret": f"{HMAC_SECRET}\n\n  {'n' * 32}  "},
     )
     assert config.secret == f"{HMAC_SECRET}\n{'n' * 32}"
-    assert ws.notify_path(config) == "/api/v1/payments/forward/alpha-pay/callback"
-    assert ws.secret_hint(config.secret) == "2 set, the first ends …tail"
+    assert notify_path(config) == "/api/v1/payments/forward/alpha-pay/callback"
+    assert secret_hint(config.secret) == "2 set, the first ends …tail"
 
 
 def test_secret_hints_never_show_the_secret() -> None:
-    assert ws.secret_hint("") == "not set"
-    assert ws.secret_hint(API_V3_KEY) == "set, ends …k3y9"
-    assert ws.secret_hint(_private_pem(_rsa())) == "set (RSA 2048-bit key)"
+    assert secret_hint("") == "not set"
+    assert secret_hint(API_V3_KEY) == "set, ends …k3y9"
+    assert secret_hint(_private_pem(_rsa())) == "set (RSA 2048-bit key)"
 
 
 # --- services: balance policy and account rules -----------------------------------------------
@@ -283,37 +292,35 @@ def _policy(**extra: Any) -> dict[str, Any]:
 )
 def test_a_bad_policy_changes_nothing(org: Any, extra: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError) as caught:
-        ws.balance_policy_save(actor="t", organisation_id=org.org.pk, values=_policy(**extra))
+        balance_policy_save(actor="t", organisation_id=org.org.pk, values=_policy(**extra))
     assert field in caught.value.message_dict
     assert not BalancePolicy.objects.filter(organisation=org.org).exists()
 
 
 def test_policy_is_saved_audited_and_used(org: Any) -> None:
-    ws.balance_policy_save(actor=org.users["owner"], organisation_id=org.org.pk, values=_policy())
-    row = supply.policy_row(org.org.pk)
+    balance_policy_save(actor=org.users["owner"], organisation_id=org.org.pk, values=_policy())
+    row = policy_row(org.org.pk)
     assert (row.overdraft_minor, row.postpaid_due_days, row.holidays) == (1000, 10, ["2027-10-01"])
     event = AuditEvent.objects.get(organisation=org.org, action="balance_policy.change")
     assert event.after["alarm_thresholds_minor"] == [5000, 2000, 500]
-    wallet = services.wallet_for(org.account)
-    assert str(supply.account_policy(wallet, row).overdraft) == "10.00"
+    wallet = wallet_for(org.account)
+    assert str(account_policy(wallet, row).overdraft) == "10.00"
 
 
 def test_postpaid_bill_is_due_the_policys_days_after_the_period(org: Any) -> None:
     from meterpay.apps.customers.models import Account
 
-    ws.balance_policy_save(actor="t", organisation_id=org.org.pk, values=_policy())
+    balance_policy_save(actor="t", organisation_id=org.org.pk, values=_policy())
     Account.objects.filter(pk=org.account.pk).update(billing_mode="postpaid")
     org.account.refresh_from_db()
-    services.fee_charge(
-        actor="t", account=org.account, amount="8.00", fee_code="card", reference="1"
-    )
-    bill = supply.postpaid_bill_issue(actor="t", account=org.account, period_end=date(2027, 3, 31))
+    fee_charge(actor="t", account=org.account, amount="8.00", fee_code="card", reference="1")
+    bill = postpaid_bill_issue(actor="t", account=org.account, period_end=date(2027, 3, 31))
     assert bill is not None and bill.due_on == date(2027, 4, 10)
 
 
 def test_account_overrides_set_and_reset(org: Any) -> None:
-    wallet = services.wallet_for(org.account)
-    supply.wallet_overrides_set(
+    wallet = wallet_for(org.account)
+    wallet_overrides_set(
         actor="t",
         wallet=wallet,
         keep_supply=True,
@@ -328,7 +335,7 @@ def test_account_overrides_set_and_reset(org: Any) -> None:
         500,
     )
     with pytest.raises(ValidationError):
-        supply.wallet_overrides_set(
+        wallet_overrides_set(
             actor="t",
             wallet=wallet,
             keep_supply=False,
@@ -336,7 +343,7 @@ def test_account_overrides_set_and_reset(org: Any) -> None:
             overdraft_minor=500,
             restore_threshold_minor=-600,
         )
-    supply.wallet_overrides_set(
+    wallet_overrides_set(
         actor="t",
         wallet=wallet,
         keep_supply=False,
@@ -358,7 +365,7 @@ def test_account_overrides_set_and_reset(org: Any) -> None:
 
 
 def test_channels_take_only_their_events(org: Any) -> None:
-    front = ws.notification_channel_save(
+    front = notification_channel_save(
         actor="t",
         organisation_id=org.org.pk,
         values={
@@ -372,7 +379,7 @@ def test_channels_take_only_their_events(org: Any) -> None:
     assert not Notification.objects.filter(organisation=org.org).exists()
     notification_create(account=org.account, kind="cut_off", subject="s", body="b")
     assert list(Notification.objects.values_list("channel_id", flat=True)) == [front.pk]
-    ws.notification_channel_enable(actor="t", channel=front, enabled=False)
+    notification_channel_enable(actor="t", channel=front, enabled=False)
     notification_create(account=org.account, kind="alarm", subject="s", body="b", level=1)
     assert Notification.objects.filter(channel__isnull=True, kind="alarm").count() == 1
 
@@ -390,7 +397,7 @@ def test_channels_take_only_their_events(org: Any) -> None:
 )
 def test_bad_channels_are_refused(org: Any, values: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError) as caught:
-        ws.notification_channel_save(
+        notification_channel_save(
             actor="t",
             organisation_id=org.org.pk,
             values={"name": "x", "events": ["alarm"], **values},
@@ -400,7 +407,7 @@ def test_bad_channels_are_refused(org: Any, values: dict[str, Any], field: str) 
 
 
 def test_apprise_target_and_webhook_secret_are_write_only(org: Any) -> None:
-    channel = ws.notification_channel_save(
+    channel = notification_channel_save(
         actor="t",
         organisation_id=org.org.pk,
         values={
@@ -410,8 +417,8 @@ def test_apprise_target_and_webhook_secret_are_write_only(org: Any) -> None:
             "events": ["alarm"],
         },
     )
-    assert "abcdefghijklmnop1234567890" not in ws.target_display(channel)
-    ws.notification_channel_save(
+    assert "abcdefghijklmnop1234567890" not in target_display(channel)
+    notification_channel_save(
         actor="t",
         organisation_id=org.org.pk,
         channel=channel,
@@ -419,7 +426,7 @@ def test_apprise_target_and_webhook_secret_are_write_only(org: Any) -> None:
     )
     channel.refresh_from_db()
     assert channel.target == "dingtalk://abcdefghijklmnop1234567890/{phone}"
-    hook = ws.notification_channel_save(
+    hook = notification_channel_save(
         actor="t",
         organisation_id=org.org.pk,
         values={
@@ -436,20 +443,20 @@ def test_apprise_target_and_webhook_secret_are_write_only(org: Any) -> None:
 
 
 def test_test_message_records_the_delivery_result(org: Any) -> None:
-    channel = ws.notification_channel_save(
+    channel = notification_channel_save(
         actor="t",
         organisation_id=org.org.pk,
         values={"kind": "email", "name": "customer", "target": "{email}", "events": ["alarm"]},
     )
     with pytest.raises(ValidationError) as caught:
-        ws.notification_channel_test(actor=org.users["owner"], channel=channel)
+        notification_channel_test(actor=org.users["owner"], channel=channel)
     assert "email" in caught.value.message_dict
-    sent = ws.notification_channel_test(
+    sent = notification_channel_test(
         actor=org.users["owner"], channel=channel, email="check@example.com"
     )
     assert sent.status == "sent" and sent.result == "e-mail to check@example.com"
     assert mail.outbox[-1].to == ["check@example.com"]
-    hook = ws.notification_channel_save(
+    hook = notification_channel_save(
         actor="t",
         organisation_id=org.org.pk,
         values={
@@ -459,7 +466,7 @@ def test_test_message_records_the_delivery_result(org: Any) -> None:
             "events": ["alarm"],
         },
     )
-    failed = ws.notification_channel_test(actor="t", channel=hook)
+    failed = notification_channel_test(actor="t", channel=hook)
     assert failed.status == "failed" and failed.result
     assert failed.account is None and failed.kind == "test"
     actions = list(
@@ -512,18 +519,16 @@ def test_provider_pages_never_render_secrets(owner: Any, org: Any) -> None:
 
 
 def test_providers_page_lists_the_payments_received(owner: Any, org: Any) -> None:
-    payments.demo_providers_create(actor="t", organisation=org.org)
-    order = payments.online_order_create(
-        actor="t", account=org.account, amount="5.00", provider="alipay"
-    )
-    sim = payments.simulate_payment(order=order, transaction_id="2027TRADE0001")
-    payments.payment_notification_receive(kind="alipay", headers=sim.headers, body=sim.body)
+    demo_providers_create(actor="t", organisation=org.org)
+    order = online_order_create(actor="t", account=org.account, amount="5.00", provider="alipay")
+    sim = simulate_payment(order=order, transaction_id="2027TRADE0001")
+    payment_notification_receive(kind="alipay", headers=sim.headers, body=sim.body)
     body = owner.get(reverse("console:payment_provider_list")).content.decode()
     assert "2027TRADE0001" in body and order.number in body
 
 
 def test_finance_sees_providers_but_cannot_change_them(client: Any, org: Any) -> None:
-    config = ws.payment_provider_save(
+    config = payment_provider_save(
         actor="t",
         organisation_id=org.org.pk,
         kind="forwarding",
@@ -664,7 +669,7 @@ def test_channel_pages_and_log_filters(owner: Any, org: Any) -> None:
 
 
 def test_test_page_sends_and_shows_the_result(owner: Any, org: Any) -> None:
-    channel = ws.notification_channel_save(
+    channel = notification_channel_save(
         actor="t",
         organisation_id=org.org.pk,
         values={"kind": "email", "name": "desk", "target": "desk@example.com", "events": ["alarm"]},
@@ -686,7 +691,7 @@ def test_operator_manages_channels_finance_does_not(client: Any, org: Any) -> No
 def test_random_bytes_in_a_pem_field_are_a_field_error(org: Any) -> None:
     junk = base64.b64encode(secrets.token_bytes(200)).decode()
     with pytest.raises(ValidationError) as caught:
-        ws.payment_provider_save(
+        payment_provider_save(
             actor="t",
             organisation_id=org.org.pk,
             kind="alipay",

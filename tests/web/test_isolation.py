@@ -15,10 +15,11 @@ from meterpay.api.v1 import api
 from meterpay.apps.audit.models import AuditEvent
 from meterpay.apps.control.models import MeterCommand
 from meterpay.apps.customers.models import Account, Customer
+from meterpay.apps.ledger.models import JournalEntry
 from meterpay.apps.meters.models import Gateway, Meter
+from meterpay.apps.payments.models import Recharge
 from meterpay.apps.sites.models import Room, Site
 from meterpay.apps.tariffs.models import AccountTariff, Tariff, TariffRevision
-from meterpay.apps.wallets.models import JournalEntry, Recharge
 from tests.factories import PASSWORD, build_org
 from tests.tariffs.helpers import org_tariff, single_price
 
@@ -40,7 +41,7 @@ def _login(client: Any, user: Any) -> Any:
 
 # url name -> (kwargs builder from org A, POST data builder or None)
 def _cash_recharge(a: Any) -> Any:
-    from meterpay.apps.wallets.services import recharge_record
+    from meterpay.apps.payments.services import recharge_record
 
     return recharge_record(
         actor="test", account=a.account, amount="9.00", channel="cash", idempotency_key="iso"
@@ -48,13 +49,13 @@ def _cash_recharge(a: Any) -> Any:
 
 
 def _provider(a: Any) -> Any:
-    from meterpay.apps.wallets.payments import demo_providers_create
+    from meterpay.apps.payments.online import demo_providers_create
 
     return demo_providers_create(actor="test", organisation=a.org)[0]
 
 
 def _channel(a: Any) -> Any:
-    from meterpay.apps.wallets.models import NotificationChannel
+    from meterpay.apps.notifications.models import NotificationChannel
 
     return NotificationChannel.objects.create(
         organisation=a.org, kind="email", name="Channel alpha", target="desk@alpha.example"
@@ -254,8 +255,8 @@ def test_balance_discrepancy_of_another_org_cannot_be_cleared(client: Any, orgs:
 
 
 def test_bank_transfer_of_another_org_cannot_be_confirmed(client: Any, orgs: Any) -> None:
-    from meterpay.apps.wallets.models import Wallet
-    from meterpay.apps.wallets.services import recharge_record
+    from meterpay.apps.ledger.models import Wallet
+    from meterpay.apps.payments.services import recharge_record
 
     a, b = orgs
     transfer, _ = recharge_record(
@@ -270,7 +271,7 @@ def test_bank_transfer_of_another_org_cannot_be_confirmed(client: Any, orgs: Any
 
 
 def test_portal_pay_pages_of_another_tenants_account_are_404(client: Any, orgs: Any) -> None:
-    from meterpay.apps.wallets.payments import demo_providers_create, online_order_create
+    from meterpay.apps.payments.online import demo_providers_create, online_order_create
 
     a, b = orgs
     demo_providers_create(actor="test", organisation=a.org)
@@ -287,9 +288,10 @@ def test_portal_pay_pages_of_another_tenants_account_are_404(client: Any, orgs: 
 
 
 def test_wallet_settings_of_another_org_stay_unseen_and_unchanged(client: Any, orgs: Any) -> None:
-    from meterpay.apps.wallets.models import Notification, PaymentProviderConfig
-    from meterpay.apps.wallets.notify import notification_create
-    from meterpay.apps.wallets.supply import policy_row
+    from meterpay.apps.notifications.models import Notification
+    from meterpay.apps.notifications.services import notification_create
+    from meterpay.apps.payments.models import PaymentProviderConfig
+    from meterpay.apps.supply.selectors import policy_row
 
     a, b = orgs
     provider = _provider(a)

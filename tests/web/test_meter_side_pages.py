@@ -12,7 +12,7 @@ from meterpay.apps.audit.models import AuditEvent
 from meterpay.apps.control import credit
 from meterpay.apps.control.models import BalanceDiscrepancy, MeterCommand
 from meterpay.apps.customers.models import Account
-from meterpay.apps.wallets.services import recharge_record
+from meterpay.apps.payments.services import recharge_record
 from tests.factories import PASSWORD, build_org
 
 pytestmark = pytest.mark.django_db

@@ -156,7 +156,7 @@ class AccountOut(Schema):
 
     @staticmethod
     def resolve_meter_balance(obj: Any) -> dict[str, Any] | None:
-        from meterpay.apps.wallets.meter_side import meter_side_view
+        from meterpay.apps.payments.meter_credit import meter_side_view
 
         view = meter_side_view(obj)
         if view is None:
@@ -201,7 +201,7 @@ class AccountOut(Schema):
 
 def _wallet_view(account: Any) -> Any:
     """The account's wallet figures, computed once per serialised account."""
-    from meterpay.apps.wallets.selectors import wallet_view
+    from meterpay.apps.supply.selectors import wallet_view
 
     cached = getattr(account, "_wallet_view_cache", None)
     if cached is None:

@@ -13,11 +13,13 @@ from ninja.pagination import paginate
 
 from meterpay.api.pagination import LimitOffset
 from meterpay.apps.customers.models import Account
+from meterpay.apps.ledger.selectors import wallet_history
+from meterpay.apps.ledger.services import WalletError
 from meterpay.apps.organisations.access import access_object, require
-from meterpay.apps.wallets import services
-from meterpay.apps.wallets.models import Recharge
-from meterpay.apps.wallets.payments import payment_notification_receive
-from meterpay.apps.wallets.selectors import wallet_history
+from meterpay.apps.payments.models import Recharge
+from meterpay.apps.payments.online import payment_notification_receive
+from meterpay.apps.payments.refunds import refund_record
+from meterpay.apps.payments.services import recharge_record
 from meterpay.core.ledger import IdempotencyConflict
 from meterpay.core.money import format_amount, from_minor
 from meterpay.core.roles import Permission
@@ -83,7 +85,7 @@ def _conflict(exc: Exception) -> JsonResponse:
 
 def _key(value: str | None) -> str:
     if not value or not value.strip():
-        raise services.WalletError({"Idempotency-Key": "send an Idempotency-Key header"})
+        raise WalletError({"Idempotency-Key": "send an Idempotency-Key header"})
     return value.strip()
 
 
@@ -102,7 +104,7 @@ def recharge_create(
     require(request.user, Permission.RECORD_PAYMENTS)
     account = access_object(request.user, Account, account_id)
     try:
-        recharge, _created = services.recharge_record(
+        recharge, _created = recharge_record(
             actor=request.user,
             account=account,
             amount=payload.amount,
@@ -134,7 +136,7 @@ def refund_create(
     require(request.user, Permission.RECORD_PAYMENTS)
     account = access_object(request.user, Account, account_id)
     try:
-        entry = services.refund_record(
+        entry = refund_record(
             actor=request.user,
             account=account,
             amount=payload.amount,

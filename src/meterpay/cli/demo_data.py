@@ -467,7 +467,7 @@ def seed_demo() -> DemoSummary:
     from meterpay.apps.tariffs.demo import demo_tariffs_seed
 
     demo_tariffs_seed(actor=actor, organisation=org)
-    from meterpay.apps.wallets.demo import demo_wallets_seed
+    from meterpay.apps.billing.demo import demo_wallets_seed
 
     demo_wallets_seed(actor=actor, organisation=org)
     return DemoSummary(

@@ -34,6 +34,7 @@ from django.core.exceptions import ValidationError
 from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
+from meterpay.apps.billing.tasks import meters_deduct_task
 from meterpay.apps.control import credit
 from meterpay.apps.control import selectors as control_selectors
 from meterpay.apps.control import services as control
@@ -42,7 +43,6 @@ from meterpay.apps.meters.models import Gateway, Meter
 from meterpay.apps.readings import services as readings
 from meterpay.apps.readings.models import GatewayLink
 from meterpay.apps.readings.services import ReadInput
-from meterpay.apps.wallets.tasks import meters_deduct_task
 from meterpay.gateway.meters import MeterSpec
 from meterpay.gateway.process import CommandJob, MeterPlan, supply_of
 from meterpay.gateway.readings import (

@@ -13,9 +13,9 @@ from django.utils.translation import gettext as _
 from meterpay.apps.customers import services
 from meterpay.apps.customers.models import Account, Customer
 from meterpay.apps.organisations.access import access_object, org_objects
+from meterpay.apps.payments.meter_credit import meter_side_view
+from meterpay.apps.supply.selectors import wallet_view
 from meterpay.apps.tariffs import selectors as tariff_selectors
-from meterpay.apps.wallets.meter_side import meter_side_view
-from meterpay.apps.wallets.selectors import wallet_view
 from meterpay.core.roles import Permission
 from meterpay.web.forms import CustomerForm
 from meterpay.web.views.base import deny, page, querystring_without_page, staff_view

@@ -19,18 +19,23 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from meterpay.apps.billing.services import entry_reverse
 from meterpay.apps.customers.models import Account
+from meterpay.apps.ledger.models import JournalEntry, Posting
+from meterpay.apps.ledger.selectors import local_bounds, wallet_history
 from meterpay.apps.organisations.access import access_object, org_objects
-from meterpay.apps.users.models import User
-from meterpay.apps.wallets import meter_side, services
-from meterpay.apps.wallets.models import JournalEntry, Posting, Recharge, StatementImport
-from meterpay.apps.wallets.reconciliation import StatementRejected, statement_import
-from meterpay.apps.wallets.selectors import (
-    local_bounds,
-    pending_transfers,
-    wallet_history,
-    wallet_view,
+from meterpay.apps.payments.meter_credit import (
+    energy_refund_request,
+    meter_side_view,
+    wallet_download,
 )
+from meterpay.apps.payments.models import Recharge, StatementImport
+from meterpay.apps.payments.reconciliation import StatementRejected, statement_import
+from meterpay.apps.payments.refunds import refund_payout, refund_record
+from meterpay.apps.payments.selectors import pending_transfers
+from meterpay.apps.payments.services import recharge_confirm, recharge_record
+from meterpay.apps.supply.selectors import wallet_view
+from meterpay.apps.users.models import User
 from meterpay.core.ledger import IdempotencyConflict
 from meterpay.core.money import from_minor
 from meterpay.core.roles import Permission
@@ -349,7 +354,7 @@ def finance_account(request: HttpRequest, account_id: int) -> HttpResponse:
         key = request.POST.get("idempotency_key") or uuid.uuid4().hex
         try:
             if action == "recharge":
-                recharge, _created = services.recharge_record(
+                recharge, _created = recharge_record(
                     actor=user,
                     account=account,
                     amount=request.POST.get("amount", ""),
@@ -363,7 +368,7 @@ def finance_account(request: HttpRequest, account_id: int) -> HttpResponse:
                     request, _("Bank transfer recorded; it is credited once confirmed.")
                 )
             elif action == "refund":
-                services.refund_record(
+                refund_record(
                     actor=user,
                     account=account,
                     amount=request.POST.get("amount") or None,
@@ -372,29 +377,25 @@ def finance_account(request: HttpRequest, account_id: int) -> HttpResponse:
                 )
                 messages.success(request, _("Refund recorded."))
             elif action == "energy_refund":
-                meter_side.energy_refund_request(actor=user, account=account, idempotency_key=key)
+                energy_refund_request(actor=user, account=account, idempotency_key=key)
                 messages.success(
                     request,
                     _("Energy refund sent to the meter; the wallet is credited once it confirms."),
                 )
             elif action == "download_wallet":
-                meter_side.wallet_download(actor=user, account=account, idempotency_key=key)
+                wallet_download(actor=user, account=account, idempotency_key=key)
                 messages.success(request, _("The wallet balance is being downloaded to the meter."))
             elif action == "reverse":
                 entry = access_object(user, JournalEntry, request.POST.get("entry"))
                 if entry.account_id != account.pk:
                     deny()
-                services.entry_reverse(
-                    actor=user, entry=entry, reason=request.POST.get("reason", "")
-                )
+                entry_reverse(actor=user, entry=entry, reason=request.POST.get("reason", ""))
                 messages.success(request, _("Entry reversed."))
             elif action == "payout":
                 entry = access_object(user, JournalEntry, request.POST.get("entry"))
                 if entry.account_id != account.pk:
                     deny()
-                services.refund_payout(
-                    actor=user, entry=entry, channel=request.POST.get("channel", "cash")
-                )
+                refund_payout(actor=user, entry=entry, channel=request.POST.get("channel", "cash"))
                 messages.success(request, _("Refund paid out."))
             else:
                 messages.error(request, _("Unknown action."))
@@ -414,7 +415,7 @@ def finance_account(request: HttpRequest, account_id: int) -> HttpResponse:
             "form_key": uuid.uuid4().hex,
             "pending": Recharge.objects.filter(account=account, status=Recharge.Status.PENDING),
             "owed": _refunds_owed(account),
-            "meter_side": meter_side.meter_side_view(account),
+            "meter_side": meter_side_view(account),
         },
     )
 
@@ -464,7 +465,7 @@ def finance_confirm(request: HttpRequest, recharge_id: int) -> HttpResponse:
     if request.method != "POST":
         return redirect("console:finance_orders")
     try:
-        services.recharge_confirm(actor=user, recharge=recharge)
+        recharge_confirm(actor=user, recharge=recharge)
         messages.success(request, _("Transfer %(n)s confirmed.") % {"n": recharge.number})
     except ValidationError as exc:
         messages.error(request, "; ".join(exc.messages))

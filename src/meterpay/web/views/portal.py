@@ -17,10 +17,14 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from meterpay.apps.customers.models import Account
-from meterpay.apps.wallets import payments
-from meterpay.apps.wallets.meter_side import meter_side_view
-from meterpay.apps.wallets.models import PaymentProviderConfig, Recharge
-from meterpay.apps.wallets.selectors import wallet_view
+from meterpay.apps.payments.meter_credit import meter_side_view
+from meterpay.apps.payments.models import PaymentProviderConfig, Recharge
+from meterpay.apps.payments.online import (
+    online_order_create,
+    payment_notification_receive,
+    simulate_payment,
+)
+from meterpay.apps.supply.selectors import wallet_view
 from meterpay.core.money import from_minor
 
 NOTIFY_URLS = {
@@ -85,7 +89,7 @@ def portal_pay(request: HttpRequest, account_id: int) -> HttpResponse:
     error = ""
     if request.method == "POST":
         try:
-            order = payments.online_order_create(
+            order = online_order_create(
                 actor=user,
                 account=account,
                 amount=request.POST.get("amount", ""),
@@ -128,7 +132,7 @@ def portal_pay_order(request: HttpRequest, number: str) -> HttpResponse:
     if request.method == "POST":
         if order.status != Recharge.Status.PENDING:
             return JsonResponse({"detail": "this order is not open"}, status=400)
-        sim = payments.simulate_payment(order=order)
+        sim = simulate_payment(order=order)
         url = NOTIFY_URLS[sim.kind].format(name=sim.provider_name)
         if request.headers.get("X-Simulator") == "fetch":
             return JsonResponse(
@@ -141,7 +145,7 @@ def portal_pay_order(request: HttpRequest, number: str) -> HttpResponse:
                 }
             )
         # Without JavaScript: hand the same signed notification to the same receiver.
-        result = payments.payment_notification_receive(
+        result = payment_notification_receive(
             kind=sim.kind, headers=sim.headers, body=sim.body, provider_name=sim.provider_name
         )
         if result.accepted:

@@ -21,18 +21,33 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from meterpay.apps.customers.models import Account
-from meterpay.apps.organisations.access import access_object, org_objects
-from meterpay.apps.wallets import services
-from meterpay.apps.wallets import wallet_settings as settings_services
-from meterpay.apps.wallets.models import (
+from meterpay.apps.ledger.models import Wallet
+from meterpay.apps.ledger.services import wallet_for
+from meterpay.apps.notifications import services as notification_services
+from meterpay.apps.notifications.models import (
     NOTIFICATION_EVENTS,
     Notification,
     NotificationChannel,
-    PaymentNotificationLog,
-    PaymentProviderConfig,
-    Wallet,
 )
-from meterpay.apps.wallets.supply import policy_row, wallet_overrides_set
+from meterpay.apps.notifications.services import (
+    notification_channel_enable,
+    notification_channel_save,
+    target_display,
+)
+from meterpay.apps.organisations.access import access_object, org_objects
+from meterpay.apps.payments.models import PaymentNotificationLog, PaymentProviderConfig
+from meterpay.apps.payments.providers import (
+    NOTIFY_PATHS,
+    PROVIDER_FIELDS,
+    SECRET_FIELDS,
+    fingerprint,
+    notify_path,
+    payment_provider_enable,
+    payment_provider_save,
+    secret_hint,
+)
+from meterpay.apps.supply.selectors import policy_row
+from meterpay.apps.supply.services import POLICY_FIELDS, balance_policy_save, wallet_overrides_set
 from meterpay.core.money import MoneyError, from_minor, parse_amount, to_minor
 from meterpay.core.roles import Permission
 from meterpay.web.views.base import deny, page, querystring_without_page, staff_view
@@ -164,7 +179,7 @@ class ProviderForm(forms.Form):
         super().__init__(*args, initial=initial, **kwargs)
         self.kind = kind
         self.config = config
-        used = settings_services.PROVIDER_FIELDS[kind]
+        used = PROVIDER_FIELDS[kind]
         for field in list(self.fields):
             if field in {"enabled"}:
                 continue
@@ -191,9 +206,9 @@ class ProviderForm(forms.Form):
                 "At least 32 characters. While rotating, one per line: a callback signed with any "
                 "of them is accepted."
             )
-        for field in settings_services.SECRET_FIELDS:
+        for field in SECRET_FIELDS:
             if field in self.fields and config is not None:
-                hint = settings_services.secret_hint(getattr(config, field))
+                hint = secret_hint(getattr(config, field))
                 self.fields[field].help_text = _("Now: %(hint)s. Leave empty to keep it.") % {
                     "hint": hint
                 } + (f" {self.fields[field].help_text}" if self.fields[field].help_text else "")
@@ -202,7 +217,7 @@ class ProviderForm(forms.Form):
         """After an error the form is shown again: without what was typed into secret fields."""
         if self.is_bound:
             data = self.data.copy()
-            for field in settings_services.SECRET_FIELDS:
+            for field in SECRET_FIELDS:
                 data.pop(self.add_prefix(field), None)
             self.data = data
 
@@ -225,10 +240,10 @@ def payment_provider_list(request: HttpRequest) -> HttpResponse:
     rows = [
         {
             "config": c,
-            "notify_url": request.build_absolute_uri(settings_services.notify_path(c)),
-            "secret": settings_services.secret_hint(c.secret),
+            "notify_url": request.build_absolute_uri(notify_path(c)),
+            "secret": secret_hint(c.secret),
             "simulator": bool(c.simulator_private_key_pem),
-            "public_key": settings_services.fingerprint(c.public_key_pem),
+            "public_key": fingerprint(c.public_key_pem),
         }
         for c in configs
     ]
@@ -257,7 +272,7 @@ def _provider_form_page(
     )
     if request.method == "POST" and form.is_valid():
         try:
-            saved = settings_services.payment_provider_save(
+            saved = payment_provider_save(
                 actor=user,
                 organisation_id=user.organisation_id,
                 kind=kind,
@@ -272,9 +287,9 @@ def _provider_form_page(
     form.forget_secrets()
     notify_url = ""
     if config is not None:
-        notify_url = request.build_absolute_uri(settings_services.notify_path(config))
+        notify_url = request.build_absolute_uri(notify_path(config))
     elif kind != Kind.FORWARDING:
-        notify_url = request.build_absolute_uri(settings_services.NOTIFY_PATHS[Kind(kind)])
+        notify_url = request.build_absolute_uri(NOTIFY_PATHS[Kind(kind)])
     return render(
         request,
         "web/wallet_settings/provider_form.html",
@@ -308,9 +323,7 @@ def payment_provider_edit(request: HttpRequest, provider_id: int) -> HttpRespons
     config = access_object(user, PaymentProviderConfig, provider_id)
     action = request.POST.get("action", "")
     if request.method == "POST" and action in {"enable", "disable"}:
-        settings_services.payment_provider_enable(
-            actor=user, config=config, enabled=action == "enable"
-        )
+        payment_provider_enable(actor=user, config=config, enabled=action == "enable")
         messages.success(request, _("Saved."))
         return redirect("console:payment_provider_list")
     return _provider_form_page(request, config.kind, config)
@@ -441,11 +454,7 @@ class PolicyForm(forms.Form):
             ],
             "overdraft_minor": data["overdraft"],
             "restore_threshold_minor": data["restore_threshold"],
-            **{
-                key: data[key]
-                for key in settings_services.POLICY_FIELDS
-                if key in self.fields and key in data
-            },
+            **{key: data[key] for key in POLICY_FIELDS if key in self.fields and key in data},
         }
 
 
@@ -492,7 +501,7 @@ def balance_policy(request: HttpRequest) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         try:
-            settings_services.balance_policy_save(
+            balance_policy_save(
                 actor=user, organisation_id=user.organisation_id, values=form.values()
             )
         except ValidationError as exc:
@@ -578,7 +587,7 @@ def account_balance_rules(request: HttpRequest, account_id: int) -> HttpResponse
         try:
             wallet_overrides_set(
                 actor=user,
-                wallet=wallet or services.wallet_for(account),
+                wallet=wallet or wallet_for(account),
                 keep_supply=data["keep_supply"],
                 alarm_thresholds_minor=[
                     data[f"alarm_level_{n}"]
@@ -676,10 +685,10 @@ class ChannelForm(forms.Form):
                 self.fields["target"].help_text = _(
                     "Now: %(target)s. The URL holds the service's token, so it is not shown; "
                     "leave empty to keep it."
-                ) % {"target": settings_services.target_display(channel)}
+                ) % {"target": target_display(channel)}
             if channel.kind == NotificationChannel.Kind.WEBHOOK:
                 self.fields["secret"].help_text = _("Now: %(hint)s. Leave empty to keep it.") % {
-                    "hint": settings_services.secret_hint(channel.secret)
+                    "hint": secret_hint(channel.secret)
                 }
             else:
                 del self.fields["secret"]
@@ -703,7 +712,7 @@ def notification_channel_list(request: HttpRequest) -> HttpResponse:
     rows = [
         {
             "channel": c,
-            "target": settings_services.target_display(c),
+            "target": target_display(c),
             "events": [event_labels.get(e, e) for e in c.events or []],
             "all_events": set(c.events or []) >= set(event_labels),
         }
@@ -757,7 +766,7 @@ def _channel_form_page(request: HttpRequest, channel: NotificationChannel | None
     form = ChannelForm(request.POST if request.method == "POST" else None, channel=channel)
     if request.method == "POST" and form.is_valid():
         try:
-            saved = settings_services.notification_channel_save(
+            saved = notification_channel_save(
                 actor=user,
                 organisation_id=user.organisation_id,
                 channel=channel,
@@ -787,9 +796,7 @@ def notification_channel_edit(request: HttpRequest, channel_id: int) -> HttpResp
     channel = access_object(user, NotificationChannel, channel_id)
     action = request.POST.get("action", "")
     if request.method == "POST" and action in {"enable", "disable"}:
-        settings_services.notification_channel_enable(
-            actor=user, channel=channel, enabled=action == "enable"
-        )
+        notification_channel_enable(actor=user, channel=channel, enabled=action == "enable")
         messages.success(request, _("Saved."))
         return redirect("console:notification_channel_list")
     return _channel_form_page(request, channel)
@@ -811,7 +818,7 @@ def notification_channel_test(request: HttpRequest, channel_id: int) -> HttpResp
     result = None
     if request.method == "POST" and form.is_valid():
         try:
-            result = settings_services.notification_channel_test(
+            result = notification_services.notification_channel_test(
                 actor=user, channel=channel, **form.cleaned_data
             )
         except ValidationError as exc:
@@ -828,7 +835,7 @@ def notification_channel_test(request: HttpRequest, channel_id: int) -> HttpResp
             "section": "wallet_settings",
             "tab": "channels",
             "channel": channel,
-            "target": settings_services.target_display(channel),
+            "target": target_display(channel),
             "form": form,
             "result": result,
             "recent": recent,

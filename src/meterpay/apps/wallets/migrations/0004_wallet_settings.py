@@ -3,7 +3,7 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-import meterpay.apps.wallets.models
+import meterpay.apps.notifications.models
 
 
 class Migration(migrations.Migration):
@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
             name="events",
             field=models.JSONField(
                 blank=True,
-                default=meterpay.apps.wallets.models.notification_events_all,
+                default=meterpay.apps.notifications.models.notification_events_all,
                 verbose_name="events",
             ),
         ),

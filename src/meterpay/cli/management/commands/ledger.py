@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from meterpay.apps.wallets.selectors import ledger_mismatches, unbalanced_entries
+from meterpay.apps.ledger.selectors import ledger_mismatches, unbalanced_entries
 from meterpay.core.money import from_minor
 
 

@@ -6,6 +6,7 @@ the provider name in the URL). Only a genuine ``paid`` notification for a known 
 same amount credits the wallet; the ledger key (provider + provider transaction id) makes
 replays harmless and the order lock makes them order-independent. Everything received is
 logged in :class:`PaymentNotificationLog`.
+
 """
 
 from __future__ import annotations
@@ -28,14 +29,16 @@ from django.utils import timezone
 
 from meterpay.apps.audit.services import audit_record
 from meterpay.apps.customers.models import Account
-from meterpay.apps.organisations.models import Organisation
-from meterpay.apps.wallets import services
-from meterpay.apps.wallets.models import (
-    PaymentNotificationLog,
-    PaymentProviderConfig,
-    Recharge,
-    Wallet,
+from meterpay.apps.ledger.models import Wallet
+from meterpay.apps.ledger.services import (
+    WalletError,
+    amount_parse,
+    entry_post,
+    order_number,
+    wallet_for,
 )
+from meterpay.apps.organisations.models import Organisation
+from meterpay.apps.payments.models import PaymentNotificationLog, PaymentProviderConfig, Recharge
 from meterpay.core import ledger
 from meterpay.core.money import to_minor
 from meterpay.core.payments import (
@@ -66,13 +69,13 @@ def online_order_create(
     """A pending order the tenant pays online; the provider's notification credits it."""
     config = provider_config(organisation_id=account.organisation_id, provider=provider)
     if config is None:
-        raise services.WalletError({"provider": f"{provider} is not set up for online payments"})
+        raise WalletError({"provider": f"{provider} is not set up for online payments"})
     account = Account.objects.get(pk=account.pk)
     if account.status not in (Account.Status.OPEN, Account.Status.SUSPENDED):
-        raise services.WalletError({"account": "only an open account can be recharged"})
-    wallet = services.wallet_for(account)
-    value = services._amount(amount, wallet.currency)
-    number = services._order_number("MP")
+        raise WalletError({"account": "only an open account can be recharged"})
+    wallet = wallet_for(account)
+    value = amount_parse(amount, wallet.currency)
+    number = order_number("MP")
     channel = (
         ledger.Channel.FORWARDING
         if config.kind == config.Kind.FORWARDING
@@ -284,7 +287,7 @@ def _apply(
     entry = ledger.build_recharge_from_notification(
         account_id=str(order.account_id), notification=notification
     )
-    posted = services.entry_post(
+    posted = entry_post(
         actor=ACTOR,
         organisation_id=org_id,
         entry=entry,
@@ -323,8 +326,8 @@ def _apply(
         notification=notification,
         remote_addr=remote_addr,
     )
-    from meterpay.apps.wallets.meter_side import recharge_download
-    from meterpay.apps.wallets.supply import wallet_evaluate
+    from meterpay.apps.payments.meter_credit import recharge_download
+    from meterpay.apps.supply.services import wallet_evaluate
 
     recharge_download(actor=ACTOR, entry=posted.entry)
     wallet_evaluate(wallet=wallet, now=timezone.now())
@@ -417,13 +420,13 @@ def simulate_payment(
     """What the provider would send when ``order`` is paid: genuinely signed with demo keys."""
     config = provider_config(organisation_id=order.organisation_id, provider=order.provider)
     if config is None:
-        raise services.WalletError({"provider": "the provider is not configured"})
+        raise WalletError({"provider": "the provider is not configured"})
     now = now or timezone.now()
     local = timezone.localtime(now)
     txid = transaction_id or f"{now:%Y%m%d}{secrets.token_hex(8)}"
     if config.kind == PaymentProviderConfig.Kind.WECHAT:
         if not config.simulator_private_key_pem:
-            raise services.WalletError({"provider": "no simulator key: not a demo provider"})
+            raise WalletError({"provider": "no simulator key: not a demo provider"})
         plaintext = json.dumps(
             {
                 "appid": config.app_id,
@@ -475,7 +478,7 @@ def simulate_payment(
         return SimulatedNotification("wechat", "", headers, body, "application/json")
     if config.kind == PaymentProviderConfig.Kind.ALIPAY:
         if not config.simulator_private_key_pem:
-            raise services.WalletError({"provider": "no simulator key: not a demo provider"})
+            raise WalletError({"provider": "no simulator key: not a demo provider"})
         from urllib.parse import urlencode
 
         beijing = now.astimezone(alipay.BEIJING).strftime("%Y-%m-%d %H:%M:%S")

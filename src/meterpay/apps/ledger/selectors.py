@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from typing import Any
 
 from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
 
 from meterpay.apps.customers.models import Account
-from meterpay.apps.wallets.models import JournalEntry, Posting, Recharge, Wallet
-from meterpay.core.money import from_minor
-
-
-@dataclass(frozen=True, slots=True)
-class WalletView:
-    balance: Decimal
-    currency: str
-    supply: str  # "on" | "off"
-    supply_detail: str
-    days_of_credit_left: Decimal | None
-    keep_supply: bool
-    cut_deferred_until: datetime | None
+from meterpay.apps.ledger.models import JournalEntry, Posting, Wallet
 
 
 def wallet_of(account: Account) -> Wallet | None:
@@ -31,25 +17,6 @@ def wallet_of(account: Account) -> Wallet | None:
         return account.wallet  # type: ignore[attr-defined,no-any-return]
     except Wallet.DoesNotExist:
         return None
-
-
-def wallet_view(account: Account, *, with_estimate: bool = True) -> WalletView:
-    from meterpay.apps.wallets.supply import credit_estimate
-
-    wallet = wallet_of(account)
-    currency = wallet.currency if wallet else "CNY"
-    if wallet is None:
-        return WalletView(Decimal("0.00"), currency, "on", "on", None, False, None)
-    days = credit_estimate(wallet).days if with_estimate else None
-    return WalletView(
-        balance=from_minor(wallet.balance_minor, currency),
-        currency=currency,
-        supply="on" if wallet.supply == "on" else "off",
-        supply_detail=wallet.supply,
-        days_of_credit_left=days,
-        keep_supply=wallet.keep_supply,
-        cut_deferred_until=wallet.cut_deferred_until,
-    )
 
 
 def wallet_history(account: Account) -> QuerySet[JournalEntry]:
@@ -102,12 +69,6 @@ def entries_in(organisation_id: int, start: date, end: date) -> QuerySet[Journal
     return JournalEntry.objects.filter(
         organisation_id=organisation_id, occurred_at__gte=lo, occurred_at__lt=hi
     )
-
-
-def pending_transfers(organisation_id: int) -> QuerySet[Recharge]:
-    return Recharge.objects.filter(
-        organisation_id=organisation_id, channel="bank_transfer", status=Recharge.Status.PENDING
-    ).select_related("account__customer")
 
 
 def postings_by_account(organisation_id: int, start: date, end: date) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""Balance alarms, reminders, cut-off / defer / restore, and postpaid due dates.
+"""Balance alarms, reminders, cut-off / defer / restore, and the balance policy's settings.
 
 :func:`wallet_evaluate` runs in the transaction that changed a wallet (a recharge, deduction,
 refund…) or from the periodic sweep. It asks the pure :func:`meterpay.core.balance_rules.decide`
@@ -10,28 +10,34 @@ outbox, sent after commit) and relay/valve commands through
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from meterpay.apps.audit.services import audit_record
+from meterpay.apps.audit.services import audit_record, snapshot
 from meterpay.apps.control import services as control
 from meterpay.apps.control.models import MeterCommand
 from meterpay.apps.customers.models import Account
+from meterpay.apps.ledger.models import SupplyStatus, Wallet
 from meterpay.apps.meters.models import Meter
-from meterpay.apps.wallets.models import (
-    BalancePolicy,
-    JournalEntry,
-    PostpaidBill,
-    SupplyStatus,
-    Wallet,
+from meterpay.apps.notifications.services import notification_create
+from meterpay.apps.supply.models import BalancePolicy
+from meterpay.apps.supply.selectors import (
+    _money,
+    account_policy,
+    alarm_records,
+    credit_estimate,
+    daily_window,
+    policy_row,
+    protection,
 )
-from meterpay.apps.wallets.notify import notification_create
 from meterpay.core import balance_rules as rules
 from meterpay.core.money import format_amount, from_minor
 
@@ -39,113 +45,6 @@ log = logging.getLogger(__name__)
 ACTOR = "balance_rule"
 #: A credit reminder is sent at most this often.
 REMINDER_GAP = timedelta(days=1)
-
-
-def policy_row(organisation_id: int) -> BalancePolicy:
-    """The organisation's policy; the defaults (unsaved) when it has none, so reads never write."""
-    policy = BalancePolicy.objects.filter(organisation_id=organisation_id).first()
-    if policy is None:
-        policy = BalancePolicy(
-            organisation_id=organisation_id, alarm_thresholds_minor=[5000, 2000, 500]
-        )
-    return policy
-
-
-def _money(minor: int, currency: str) -> Decimal:
-    return from_minor(int(minor), currency)
-
-
-def account_policy(wallet: Wallet, row: BalancePolicy) -> rules.BalancePolicy:
-    """The organisation policy with the account's overrides."""
-    currency = wallet.currency
-    base = rules.BalancePolicy(
-        alarm_thresholds=tuple(_money(m, currency) for m in row.alarm_thresholds_minor)
-        or rules.DEFAULT_ALARM_THRESHOLDS,
-        overdraft=_money(row.overdraft_minor, currency),
-        restore_threshold=_money(row.restore_threshold_minor, currency),
-        repeat_count=max(row.repeat_count, 1),
-        repeat_interval=timedelta(minutes=max(row.repeat_interval_minutes, 1)),
-    )
-    return rules.with_overrides(
-        policy=base,
-        alarm_thresholds=None
-        if wallet.alarm_thresholds_minor is None
-        else [_money(m, currency) for m in wallet.alarm_thresholds_minor],
-        overdraft=None
-        if wallet.overdraft_minor is None
-        else _money(wallet.overdraft_minor, currency),
-        restore_threshold=None
-        if wallet.restore_threshold_minor is None
-        else _money(wallet.restore_threshold_minor, currency),
-    )
-
-
-def daily_window(start: time | None, end: time | None) -> rules.DailyWindow | None:
-    if start is None or end is None or start == end:
-        return None
-    return rules.DailyWindow(start, end)
-
-
-def _dates(values: list[Any]) -> list[date]:
-    return [date.fromisoformat(str(v)) for v in values or []]
-
-
-def protection(wallet: Wallet, row: BalancePolicy, now: datetime) -> rules.Protection:
-    schedule = rules.ProtectionSchedule(
-        night=daily_window(row.night_start, row.night_end),
-        weekend_days=frozenset({5, 6}) if row.protect_weekends else frozenset(),
-        protect_holidays=row.protect_holidays,
-        tz=timezone.get_current_timezone(),
-    )
-    return rules.evaluate_protection(
-        at=now,
-        schedule=schedule,
-        holidays=_dates(row.holidays),
-        working_days=_dates(row.working_days),
-        keep_supply=wallet.keep_supply,
-    )
-
-
-def daily_costs(account: Account, *, today: date, days: int = 7) -> list[Decimal]:
-    """The account's deducted cost per local day for the ``days`` days before ``today``."""
-    start = today - timedelta(days=days)
-    tz = timezone.get_current_timezone()
-    rows = JournalEntry.objects.filter(
-        account=account,
-        kind=JournalEntry.Kind.DEDUCTION,
-        occurred_at__gte=datetime.combine(start, time(0), tz),
-        occurred_at__lt=datetime.combine(today, time(0), tz),
-    ).values_list("occurred_at", "wallet_amount", "currency")
-    totals: dict[date, int] = {}
-    currency = "CNY"
-    for at, amount, row_currency in rows:
-        currency = row_currency
-        day = timezone.localtime(at, tz).date()
-        totals[day] = totals.get(day, 0) - int(amount)
-    return [from_minor(totals.get(start + timedelta(days=i), 0), currency) for i in range(days)]
-
-
-def credit_estimate(wallet: Wallet, *, now: datetime | None = None) -> rules.CreditEstimate:
-    now = now or timezone.now()
-    row = policy_row(wallet.organisation_id)
-    policy = account_policy(wallet, row)
-    costs = daily_costs(wallet.account, today=timezone.localtime(now).date())
-    return rules.days_of_credit_left(
-        balance=_money(wallet.balance_minor, wallet.currency),
-        daily_costs=costs,
-        overdraft=policy.overdraft,
-    )
-
-
-def alarm_records(wallet: Wallet) -> dict[int, rules.AlarmRecord]:
-    history = {}
-    for level, record in (wallet.alarm_history or {}).items():
-        sent = record.get("last_sent_at")
-        history[int(level)] = rules.AlarmRecord(
-            sent_count=int(record.get("sent_count", 0)),
-            last_sent_at=datetime.fromisoformat(sent) if sent else None,
-        )
-    return history
 
 
 def _meters(account: Account) -> list[Meter]:
@@ -189,23 +88,25 @@ def _set_supply(wallet: Wallet, status: str, now: datetime) -> None:
     )
 
 
+#: ``source(wallet=…, now=…, grace_days=…) -> bool``: does the account have a bill overdue past
+#: the grace days? Called for postpaid wallets in :func:`wallet_evaluate`; the billing app
+#: registers its postpaid bills here (a source may mark bills paid that the balance covers).
+ARREARS_SOURCES: list[Callable[..., bool]] = []
+
+
 def _postpaid(wallet: Wallet, row: BalancePolicy, now: datetime) -> rules.Decision:
-    account = wallet.account
-    today = timezone.localtime(now).date()
-    open_bills = PostpaidBill.objects.filter(account=account, status=PostpaidBill.Status.OPEN)
-    if wallet.balance_minor >= 0 and open_bills.exists():
-        open_bills.update(status=PostpaidBill.Status.PAID, paid_at=now)
-        open_bills = PostpaidBill.objects.none()
-    overdue = open_bills.filter(due_on__lt=today - timedelta(days=row.postpaid_grace_days))
+    overdue = False
+    for source in ARREARS_SOURCES:
+        overdue = source(wallet=wallet, now=now, grace_days=row.postpaid_grace_days) or overdue
     supply = rules.SupplyState(wallet.supply)
-    if overdue.exists() and supply is rules.SupplyState.ON:
+    if overdue and supply is rules.SupplyState.ON:
         guard = protection(wallet, row, now)
         if guard.protected:
             return rules.Decision(
                 rules.SupplyAction.DEFER_CUT_OFF, guard.until, reason=guard.reason
             )
         return rules.Decision(rules.SupplyAction.CUT_OFF, reason="bill overdue")
-    if not overdue.exists() and supply is rules.SupplyState.CUT_FOR_BALANCE:
+    if not overdue and supply is rules.SupplyState.CUT_FOR_BALANCE:
         return rules.Decision(rules.SupplyAction.RESTORE, reason="bill paid")
     return rules.Decision(rules.SupplyAction.NOTHING)
 
@@ -440,43 +341,6 @@ def supply_cut_manual(*, actor: Any, wallet: Wallet, cut: bool) -> Wallet:
     return wallet
 
 
-@transaction.atomic
-def postpaid_bill_issue(
-    *, actor: Any, account: Account, period_end: date, due_on: date | None = None
-) -> PostpaidBill | None:
-    """A postpaid statement of what the wallet owes at ``period_end``; None if nothing is owed.
-
-    Without ``due_on`` the bill is due the policy's ``postpaid_due_days`` after the period end.
-    """
-    if account.billing_mode != Account.BillingMode.POSTPAID:
-        raise ValidationError({"account": "only postpaid accounts get bills"})
-    if due_on is None:
-        due_on = period_end + timedelta(days=policy_row(account.organisation_id).postpaid_due_days)
-    wallet = Wallet.objects.select_for_update().get(account=account)
-    owed = -wallet.balance_minor - (
-        PostpaidBill.objects.filter(account=account, status=PostpaidBill.Status.OPEN).aggregate(
-            s=Sum("amount_minor")
-        )["s"]
-        or 0
-    )
-    if owed <= 0:
-        return None
-    bill, _ = PostpaidBill.objects.get_or_create(
-        account=account,
-        period_end=period_end,
-        defaults={
-            "organisation_id": account.organisation_id,
-            "amount_minor": owed,
-            "due_on": due_on,
-            "status": PostpaidBill.Status.OPEN,
-        },
-    )
-    audit_record(
-        actor=actor, action="bill.issue", obj=bill, after={"amount": owed, "due_on": str(due_on)}
-    )
-    return bill
-
-
 def wallets_sweep(*, now: datetime | None = None) -> int:
     """Re-evaluate wallets whose situation changes with time alone (deferrals, bills, alarms)."""
     now = now or timezone.now()
@@ -497,3 +361,116 @@ def models_q_due() -> Any:
         | Q(balance_minor__lte=5000)
         | Q(account__billing_mode=Account.BillingMode.POSTPAID)
     )
+
+
+# --- balance policy ---------------------------------------------------------------------------
+
+POLICY_FIELDS = (
+    "alarm_thresholds_minor",
+    "overdraft_minor",
+    "restore_threshold_minor",
+    "repeat_count",
+    "repeat_interval_minutes",
+    "quiet_start",
+    "quiet_end",
+    "night_start",
+    "night_end",
+    "protect_weekends",
+    "protect_holidays",
+    "holidays",
+    "working_days",
+    "reminder_days",
+    "postpaid_due_days",
+    "postpaid_grace_days",
+)
+
+
+def policy_errors(values: Mapping[str, Any], currency: str = "CNY") -> dict[str, str]:
+    """What is wrong with a policy, by field (empty: it is usable)."""
+    errors: dict[str, str] = {}
+    thresholds = list(values.get("alarm_thresholds_minor") or [])
+    if not thresholds:
+        errors["alarm_thresholds_minor"] = _("Set at least the first alarm level.")
+    elif any(a <= b for a, b in pairwise(thresholds)):
+        errors["alarm_thresholds_minor"] = _(
+            "Each alarm level is lower than the one before: level 1 is the first warning."
+        )
+    overdraft = int(values.get("overdraft_minor") or 0)
+    if overdraft < 0:
+        errors["overdraft_minor"] = _("The overdraft is an allowance: zero or more.")
+    elif int(values.get("restore_threshold_minor") or 0) < -overdraft:
+        errors["restore_threshold_minor"] = _(
+            "Restore at or above the cut-off point (minus the overdraft), or supply would flap."
+        )
+    if int(values.get("repeat_count") or 0) < 1:
+        errors["repeat_count"] = _("Send each alarm at least once.")
+    if int(values.get("repeat_interval_minutes") or 0) < 1:
+        errors["repeat_interval_minutes"] = _("The repeat interval is at least one minute.")
+    for start, end in (("quiet_start", "quiet_end"), ("night_start", "night_end")):
+        a, b = values.get(start), values.get(end)
+        if (a is None) != (b is None):
+            errors[end if a is not None else start] = _("Give both times, or neither.")
+        elif a is not None and a == b:
+            errors[end] = _("A period cannot start and end at the same time.")
+    reminder = values.get("reminder_days")
+    if reminder is not None and not Decimal(0) < Decimal(reminder) <= Decimal(365):
+        errors["reminder_days"] = _("Between 0.1 and 365 days, or empty for no reminder.")
+    if not errors:
+        try:
+            rules.BalancePolicy(
+                alarm_thresholds=tuple(from_minor(int(m), currency) for m in thresholds),
+                overdraft=from_minor(overdraft, currency),
+                restore_threshold=from_minor(
+                    int(values.get("restore_threshold_minor") or 0), currency
+                ),
+                repeat_count=int(values["repeat_count"]),
+                repeat_interval=timedelta(minutes=int(values["repeat_interval_minutes"])),
+            )
+        except rules.BalanceRuleError as exc:
+            errors["__all__"] = str(exc)
+    return errors
+
+
+def _policy_json(values: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, time | date):
+            value = value.isoformat()
+        elif isinstance(value, Decimal):
+            value = str(value)
+        out[key] = value
+    return out
+
+
+@transaction.atomic
+def balance_policy_save(
+    *, actor: Any, organisation_id: int, values: Mapping[str, Any]
+) -> BalancePolicy:
+    """Replace the organisation's policy settings (default tariffs are kept)."""
+    unknown = set(values) - set(POLICY_FIELDS)
+    if unknown:
+        raise ValidationError({"__all__": f"unknown policy fields {sorted(unknown)}"})
+    errors = policy_errors(values)
+    if errors:
+        raise ValidationError(errors)
+    policy = (
+        BalancePolicy.objects.select_for_update().filter(organisation_id=organisation_id).first()
+    )
+    before = None
+    if policy is None:
+        policy = BalancePolicy(organisation_id=organisation_id)
+    else:
+        before = {k: v for k, v in snapshot(policy).items() if k in POLICY_FIELDS}
+    for key, value in values.items():
+        setattr(policy, key, value)
+    policy.holidays = [str(d) for d in policy.holidays]
+    policy.working_days = [str(d) for d in policy.working_days]
+    policy.save()
+    audit_record(
+        actor=actor,
+        action="balance_policy.change",
+        obj=policy,
+        before=before,
+        after=_policy_json({k: getattr(policy, k) for k in POLICY_FIELDS}),
+    )
+    return policy

@@ -13,6 +13,7 @@
 The platform neither deducts from nor cuts off a meter-side account: the meter deducts and
 trips itself at zero. The meter's own figures are mirrored and compared in
 :mod:`meterpay.apps.control.credit`.
+
 """
 
 from __future__ import annotations
@@ -31,19 +32,19 @@ from meterpay.apps.control import credit
 from meterpay.apps.control import selectors as control_selectors
 from meterpay.apps.control.models import BalanceDiscrepancy, MeterBalance, MeterCommand
 from meterpay.apps.customers.models import Account
-from meterpay.apps.meters.models import Gateway, Meter, Protocol
-from meterpay.apps.wallets.models import JournalEntry, Posting, Wallet
-from meterpay.apps.wallets.selectors import wallet_of
-from meterpay.apps.wallets.services import (
+from meterpay.apps.ledger.models import JournalEntry, Posting, Wallet
+from meterpay.apps.ledger.selectors import wallet_of
+from meterpay.apps.ledger.services import (
     WalletError,
     entry_post,
-    refund_record,
     wallet_for,
 )
+from meterpay.apps.meters.models import Gateway, Meter, Protocol
+from meterpay.apps.payments.refunds import refund_record
 from meterpay.core import ledger
 from meterpay.core.money import from_minor
 
-log = logging.getLogger("meterpay.wallets")
+log = logging.getLogger(__name__)
 
 type Actor = Any
 

@@ -8,6 +8,7 @@ idempotency key names the meter and the rated period.
 
 Explicit entry points (no signals): :func:`meter_deduct` after a read created an interval (the
 gateway path calls it, or the periodic :func:`deductions_run` sweep catches up).
+
 """
 
 from __future__ import annotations
@@ -25,28 +26,20 @@ from django.db.models import Model
 from django.utils import timezone
 
 from meterpay.apps.audit.models import AuditEvent
+from meterpay.apps.billing import services
+from meterpay.apps.billing.models import DeductionState
 from meterpay.apps.customers.models import Account
+from meterpay.apps.ledger import services as ledger_services
+from meterpay.apps.ledger.models import JournalEntry, Posting, SupplyStatus, Wallet
 from meterpay.apps.meters.models import Meter
 from meterpay.apps.organisations.models import Organisation
 from meterpay.apps.readings.models import Interval
 from meterpay.apps.sites.models import Holiday, Room
+from meterpay.apps.supply.models import BalancePolicy
+from meterpay.apps.supply.selectors import policy_row
+from meterpay.apps.supply.services import REMINDER_GAP, prepaid_decision, wallet_evaluate
 from meterpay.apps.tariffs import selectors
 from meterpay.apps.tariffs.models import AccountTariff
-from meterpay.apps.wallets import services
-from meterpay.apps.wallets.models import (
-    BalancePolicy,
-    DeductionState,
-    JournalEntry,
-    Posting,
-    SupplyStatus,
-    Wallet,
-)
-from meterpay.apps.wallets.supply import (
-    REMINDER_GAP,
-    policy_row,
-    prepaid_decision,
-    wallet_evaluate,
-)
 from meterpay.core import balance_rules as rules
 from meterpay.core import ledger, tariffs
 from meterpay.core.ledger import ChargeType
@@ -235,7 +228,7 @@ class _Rated:
     def wallet_delta(self) -> int:
         """What the entry takes out of the wallet, in minor units (negative: puts in)."""
         assert self.entry is not None
-        code = services.wallet_code(self.account.pk)
+        code = ledger_services.wallet_code(self.account.pk)
         return sum(p.amount for p in self.entry.postings if p.account == code)
 
 
@@ -395,7 +388,7 @@ def _locked_wallets(accounts: dict[int, Account]) -> dict[int, Wallet]:
     have = set(Wallet.objects.filter(account_id__in=list(accounts)).values_list("account_id"))
     for pk, account in accounts.items():
         if (pk,) not in have:
-            services.wallet_for(account)
+            ledger_services.wallet_for(account)
     return {
         wallet.account_id: wallet
         for wallet in Wallet.objects.select_for_update()
@@ -439,7 +432,7 @@ def _rate(item: _Rated, found: tuple[tariffs.Tariff, tariffs.AccountTerms], zone
             item.entry = None
     elif amount < 0:
         minor = to_minor(-amount, item.currency)
-        code = services.wallet_code(item.account.pk)
+        code = ledger_services.wallet_code(item.account.pk)
         item.entry = ledger.JournalEntry(
             idempotency_key=ledger.make_idempotency_key(
                 movement="deduction-credit", parts=[code, item.reference]
@@ -478,10 +471,12 @@ def _post(
     for key, item in items.items():
         assert item.entry is not None
         if key in stored:  # stored before: the same entry (a harmless retry) or an error
-            ledger.check_replay(stored=services.stored_entry(stored[key]), proposed=item.entry)
+            ledger.check_replay(
+                stored=ledger_services.stored_entry(stored[key]), proposed=item.entry
+            )
         else:
             fresh.append(item)
-    user, label = services._user(actor), services._label(actor)
+    user, label = ledger_services.actor_user(actor), ledger_services.actor_label(actor)
     rows: list[JournalEntry] = JournalEntry.objects.bulk_create(
         [
             JournalEntry(
@@ -502,7 +497,7 @@ def _post(
         ]
     )
     ledger_accounts = {
-        (w.organisation_id, services.wallet_code(w.account_id)): w.ledger_account_id
+        (w.organisation_id, ledger_services.wallet_code(w.account_id)): w.ledger_account_id
         for w in wallets.values()
     }
     postings, audits = [], []
@@ -512,7 +507,7 @@ def _post(
         for p in item.entry.postings:
             code = (row.organisation_id, p.account)
             if code not in ledger_accounts:
-                ledger_accounts[code] = services._ledger_account(*code).pk
+                ledger_accounts[code] = ledger_services.ledger_account_get(*code).pk
             postings.append(
                 Posting(
                     organisation_id=row.organisation_id,

@@ -1,11 +1,5 @@
-"""Notifications: written to the outbox in the deciding transaction, sent after commit.
-
-Channels per organisation (:class:`NotificationChannel`): any Apprise URL (SMS gateways,
-WeCom / DingTalk bots, app push…), e-mail through Django's mailer, or a webhook (JSON POST,
-signed like the forwarding API); each channel takes the events it lists. With no enabled channel
-at all, the customer's e-mail address is used. Each :class:`Notification` records its delivery
-result.
-"""
+"""Sending the outbox: each notification through its channel (e-mail, Apprise, a signed
+webhook), with its result recorded; failures are retried up to ``MAX_ATTEMPTS``."""
 
 from __future__ import annotations
 
@@ -19,51 +13,14 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from meterpay.apps.customers.models import Account
-from meterpay.apps.wallets.models import Notification, NotificationChannel
+from meterpay.apps.notifications.models import (
+    Notification,
+    NotificationChannel,
+)
 from meterpay.core.payments import forwarding
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
-
-
-def notification_create(
-    *, account: Account, kind: str, subject: str, body: str, level: int | None = None
-) -> list[Notification]:
-    """One outbox row per enabled channel that takes ``kind``.
-
-    An organisation with no enabled channel at all notifies the customer's e-mail address; one
-    whose channels all leave ``kind`` out has chosen not to send it.
-    """
-    enabled = list(
-        NotificationChannel.objects.filter(organisation_id=account.organisation_id, enabled=True)
-    )
-    channels: list[NotificationChannel | None] = [c for c in enabled if kind in (c.events or [])]
-    if not enabled:
-        channels = [None]
-    rows = [
-        Notification.objects.create(
-            organisation_id=account.organisation_id,
-            account=account,
-            channel=channel,
-            kind=kind,
-            level=level,
-            subject=subject[:200],
-            body=body,
-        )
-        for channel in channels
-    ]
-    transaction.on_commit(_schedule_sending)
-    return rows
-
-
-def _schedule_sending() -> None:
-    try:
-        from meterpay.apps.wallets.tasks import notifications_send_task
-
-        notifications_send_task()
-    except Exception:  # the periodic task retries; never break the committed request
-        log.exception("could not schedule notification sending")
 
 
 def fill_target(template: str, *, phone: str, email: str) -> str:

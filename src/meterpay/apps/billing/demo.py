@@ -1,6 +1,7 @@
 """Demo data for wallets: provider keys (generated), a balance policy with default tariffs,
 an e-mail channel, and recharges and daily deductions so that balances, alarms, days of
-credit left and the finance pages have something to show. Deterministic given the seed."""
+credit left and the finance pages have something to show. Deterministic given the seed.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from meterpay.apps.billing import services as billing
 from meterpay.apps.customers.models import Account
+from meterpay.apps.notifications.models import NotificationChannel
 from meterpay.apps.organisations.models import Organisation
-from meterpay.apps.wallets import services
-from meterpay.apps.wallets.models import BalancePolicy, NotificationChannel
-from meterpay.apps.wallets.payments import demo_providers_create
+from meterpay.apps.payments import services as payments
+from meterpay.apps.payments.online import demo_providers_create
+from meterpay.apps.supply.models import BalancePolicy
 from meterpay.core.ledger import ChargeType
 
 DEMO_ELECTRICITY_TARIFF = {
@@ -71,7 +74,7 @@ def demo_wallets_seed(*, actor: Any, organisation: Organisation, seed: int = 77)
     ).order_by("pk")
     for index, account in enumerate(accounts):
         amount = Decimal(rng.choice([50, 100, 100, 200, 300, 500]))
-        services.recharge_record(
+        payments.recharge_record(
             actor=actor,
             account=account,
             amount=amount,
@@ -83,13 +86,13 @@ def demo_wallets_seed(*, actor: Any, organisation: Organisation, seed: int = 77)
         if index % 3 == 0:  # bank transfers: most confirmed, a few left for finance to confirm
             recharge = account.recharges.get()
             if index % 9:
-                services.recharge_confirm(actor=actor, recharge=recharge)
+                payments.recharge_confirm(actor=actor, recharge=recharge)
         if index >= 60:
             continue
         for days_ago in range(7, 0, -1):
             day = today - timedelta(days=days_ago)
             cost = Decimal(rng.randint(150, 1400)) / 100
-            services.deduction_post(
+            billing.deduction_post(
                 actor="rating",
                 account=account,
                 lines=[(ChargeType.ENERGY, cost)],

@@ -1,6 +1,7 @@
 """Daily reconciliation: a provider statement (CSV) for one channel and day, matched against
 the ledger. The import is all-or-nothing: any bad row refuses the whole file, with a message
-per row."""
+per row.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from meterpay.apps.audit.services import audit_record
+from meterpay.apps.ledger.models import JournalEntry
+from meterpay.apps.ledger.selectors import entries_in
 from meterpay.apps.organisations.models import Organisation
-from meterpay.apps.wallets.models import JournalEntry, StatementImport, StatementLine
-from meterpay.apps.wallets.selectors import entries_in
+from meterpay.apps.payments.models import StatementImport, StatementLine
 from meterpay.core.money import MoneyError, parse_amount, to_minor
 
 REQUIRED = ("transaction_id", "amount")

@@ -1,0 +1,20 @@
+"""The tables taken over from the wallets app get this app's own names (a rename: no data moves)."""
+
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("notifications", "0001_initial"),
+    ]
+
+    operations = [
+        migrations.AlterModelTable(
+            name="notification",
+            table=None,
+        ),
+        migrations.AlterModelTable(
+            name="notificationchannel",
+            table=None,
+        ),
+    ]

@@ -1,0 +1,16 @@
+"""The tables taken over from the wallets app get this app's own names (a rename: no data moves)."""
+
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("supply", "0001_initial"),
+    ]
+
+    operations = [
+        migrations.AlterModelTable(
+            name="balancepolicy",
+            table=None,
+        ),
+    ]
