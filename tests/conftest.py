@@ -74,3 +74,11 @@ def make_org(db: Any) -> Any:
     from tests.factories import build_org
 
     return build_org
+
+
+@pytest.fixture
+def org(db: Any) -> Any:
+    """An organisation with 100 of everything (a test module may define its own ``org``)."""
+    from tests.factories import build_org
+
+    return build_org("alpha", 100)

@@ -389,7 +389,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/payments/forward/{provider}/callback"): lambda a: {"order_no": "x"},
 }
 # Provider notifications take no login: an unsigned (forged) one is refused with 400 whoever
-# sends it, and changes nothing (tests/wallets covers genuine ones and replays).
+# sends it, and changes nothing (tests/payments covers genuine ones and replays).
 UNAUTHENTICATED_NOTIFICATIONS = {
     ("POST", "/payments/wechat/notify"),
     ("POST", "/payments/alipay/notify"),

@@ -200,7 +200,7 @@ def account_deduct_pending(*, account: Account, actor: Any = ACTOR) -> list[Jour
 # The same rating and posting as :func:`meter_deduct`, for many meters in one transaction and
 # a constant number of statements: states, intervals, tariffs and terms are loaded in one go;
 # entries, postings, audit rows, balances and states are written in bulk; each wallet whose
-# balance changed is evaluated once, after all its meters. tests/wallets/test_batch_deduction.py
+# balance changed is evaluated once, after all its meters. tests/billing/test_batch_deduction.py
 # proves both paths post the same.
 
 #: Meters per transaction of the batch path.

@@ -11,26 +11,21 @@ from django.db import transaction
 from django.utils import timezone
 
 from meterpay.apps.customers.models import Account
-from meterpay.apps.ledger.models import JournalEntry, Wallet
+from meterpay.apps.ledger.models import JournalEntry
 from meterpay.apps.ledger.services import (
     WalletError,
     account_check_open,
     amount_parse,
-    entry_post,
     stored_entry,
     wallet_code,
     wallet_locked,
 )
-from meterpay.apps.supply.services import wallet_evaluate
+from meterpay.apps.supply.services import movement_post
 from meterpay.core import ledger
 from meterpay.core.ledger import ChargeType
 from meterpay.core.money import to_minor
 
 type Actor = Any
-
-
-def _evaluate(wallet: Wallet, *, now: datetime | None = None) -> None:
-    wallet_evaluate(wallet=wallet, now=now or timezone.now())
 
 
 @transaction.atomic
@@ -62,16 +57,15 @@ def deduction_post(
         return None
     except ledger.LedgerError as exc:
         raise WalletError({"lines": str(exc)}) from None
-    posted = entry_post(
+    posted = movement_post(
         actor=actor,
         organisation_id=account.organisation_id,
         entry=entry,
         kind=JournalEntry.Kind.DEDUCTION,
         account=account,
         reference=reference,
+        evaluate=evaluate,
     )
-    if evaluate and posted.created:
-        _evaluate(Wallet.objects.select_for_update().get(pk=wallet.pk), now=None)
     return posted.entry
 
 
@@ -102,7 +96,7 @@ def deduction_credit(
             ledger.Posting(wallet_code(account.pk), -minor, wallet.currency),
         ),
     )
-    posted = entry_post(
+    posted = movement_post(
         actor=actor,
         organisation_id=account.organisation_id,
         entry=entry,
@@ -110,7 +104,6 @@ def deduction_credit(
         account=account,
         reference=reference,
     )
-    _evaluate(Wallet.objects.select_for_update().get(pk=wallet.pk))
     return posted.entry
 
 
@@ -140,7 +133,7 @@ def fee_charge(
         )
     except ledger.LedgerError as exc:
         raise WalletError({"fee_code": str(exc)}) from None
-    posted = entry_post(
+    posted = movement_post(
         actor=actor,
         organisation_id=account.organisation_id,
         entry=entry,
@@ -148,8 +141,6 @@ def fee_charge(
         account=account,
         reference=reference,
     )
-    if posted.created:
-        _evaluate(Wallet.objects.select_for_update().get(pk=wallet.pk))
     return posted.entry
 
 
@@ -166,7 +157,7 @@ def entry_reverse(*, actor: Actor, entry: JournalEntry, reason: str) -> JournalE
     reversal = ledger.build_reversal(
         original=stored_entry(entry), occurred_at=timezone.now(), reason=reason.strip()
     )
-    posted = entry_post(
+    posted = movement_post(
         actor=actor,
         organisation_id=entry.organisation_id,
         entry=reversal,
@@ -176,6 +167,4 @@ def entry_reverse(*, actor: Actor, entry: JournalEntry, reason: str) -> JournalE
         reference=entry.reference,
         reverses=entry,
     )
-    if entry.account is not None and posted.created:
-        _evaluate(Wallet.objects.select_for_update().get(account_id=entry.account_id))
     return posted.entry

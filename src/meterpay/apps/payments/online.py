@@ -29,16 +29,15 @@ from django.utils import timezone
 
 from meterpay.apps.audit.services import audit_record
 from meterpay.apps.customers.models import Account
-from meterpay.apps.ledger.models import Wallet
 from meterpay.apps.ledger.services import (
     WalletError,
     amount_parse,
-    entry_post,
     order_number,
     wallet_for,
 )
 from meterpay.apps.organisations.models import Organisation
 from meterpay.apps.payments.models import PaymentNotificationLog, PaymentProviderConfig, Recharge
+from meterpay.apps.payments.services import recharge_credit
 from meterpay.core import ledger
 from meterpay.core.money import to_minor
 from meterpay.core.payments import (
@@ -287,14 +286,17 @@ def _apply(
     entry = ledger.build_recharge_from_notification(
         account_id=str(order.account_id), notification=notification
     )
-    posted = entry_post(
+    second = order.entry_id is not None
+    posted = recharge_credit(
         actor=ACTOR,
-        organisation_id=org_id,
+        recharge=order,
         entry=entry,
-        kind="recharge",
-        account=order.account,
-        channel=order.channel,
         reference=notification.provider_transaction_id,
+        paid_at=notification.paid_at,
+        provider_fields={
+            "provider_transaction_id": notification.provider_transaction_id[:80],
+            "provider_status": notification.provider_status[:40],
+        },
     )
     if not posted.created:
         _log(
@@ -305,17 +307,8 @@ def _apply(
             remote_addr=remote_addr,
         )
         return NotificationResult(True, "replay")
-    wallet = Wallet.objects.select_for_update().get(account_id=order.account_id)
-    if order.entry_id is None:
-        order.status = Recharge.Status.PAID
-        order.entry = posted.entry
-        order.paid_at = notification.paid_at
-        order.provider_transaction_id = notification.provider_transaction_id[:80]
-        order.provider_status = notification.provider_status[:40]
-        order.balance_after_minor = wallet.balance_minor
-        order.save()
-        detail = ""
-    else:  # a second genuine payment of one order: the money is ours, credit it, flag it
+    detail = ""
+    if second:  # a second genuine payment of one order: the money is ours, credit it, flag it
         detail = f"second payment of order {order.number}"
         log.warning(detail)
     _log(
@@ -326,11 +319,6 @@ def _apply(
         notification=notification,
         remote_addr=remote_addr,
     )
-    from meterpay.apps.payments.meter_credit import recharge_download
-    from meterpay.apps.supply.services import wallet_evaluate
-
-    recharge_download(actor=ACTOR, entry=posted.entry)
-    wallet_evaluate(wallet=wallet, now=timezone.now())
     return NotificationResult(True, "credited", detail)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -10,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from meterpay.apps.customers.models import Account
-from meterpay.apps.ledger.models import JournalEntry, Wallet
+from meterpay.apps.ledger.models import JournalEntry
 from meterpay.apps.ledger.services import (
     WalletError,
     account_check_open,
@@ -20,16 +19,12 @@ from meterpay.apps.ledger.services import (
     wallet_code,
     wallet_locked,
 )
-from meterpay.apps.supply.services import wallet_evaluate
+from meterpay.apps.supply.services import movement_post
 from meterpay.core import ledger
 from meterpay.core.ledger import IdempotencyConflict
 from meterpay.core.money import to_minor
 
 type Actor = Any
-
-
-def _evaluate(wallet: Wallet, *, now: datetime | None = None) -> None:
-    wallet_evaluate(wallet=wallet, now=now or timezone.now())
 
 
 @transaction.atomic
@@ -119,7 +114,7 @@ def refund_record(
         )
     except ledger.LedgerError as exc:
         raise WalletError({"amount": str(exc)}) from None
-    posted = entry_post(
+    posted = movement_post(
         actor=actor,
         organisation_id=account.organisation_id,
         entry=entry,
@@ -127,7 +122,6 @@ def refund_record(
         account=account,
         channel=chosen,
         reference=key,
+        evaluate=evaluate,
     )
-    if evaluate:
-        _evaluate(Wallet.objects.select_for_update().get(pk=wallet.pk))
     return posted.entry

@@ -17,28 +17,24 @@ from meterpay.apps.audit.services import audit_record
 from meterpay.apps.customers.models import Account
 from meterpay.apps.ledger.models import JournalEntry, Wallet
 from meterpay.apps.ledger.services import (
+    Posted,
     WalletError,
     account_check_open,
     actor_label,
     actor_user,
     amount_parse,
     channel_parse,
-    entry_post,
     order_number,
     wallet_for,
 )
 from meterpay.apps.payments.meter_credit import recharge_download
 from meterpay.apps.payments.models import Recharge
-from meterpay.apps.supply.services import wallet_evaluate
+from meterpay.apps.supply.services import movement_post
 from meterpay.core import ledger
 from meterpay.core.ledger import Channel, IdempotencyConflict
 from meterpay.core.money import from_minor, to_minor
 
 type Actor = Any
-
-
-def _evaluate(wallet: Wallet, *, now: datetime | None = None) -> None:
-    wallet_evaluate(wallet=wallet, now=now or timezone.now())
 
 
 COUNTER_CHANNELS = (Channel.CASH, Channel.BANK_TRANSFER)
@@ -129,24 +125,51 @@ def _recharge_post(
         currency=recharge.currency,
         memo=f"recharge {recharge.number} by {recharge.channel}",
     )
-    posted = entry_post(
+    recharge_credit(
+        actor=actor,
+        recharge=recharge,
+        entry=entry,
+        reference=recharge.reference or recharge.number,
+        paid_at=entry.occurred_at,
+    )
+
+
+def recharge_credit(
+    *,
+    actor: Actor,
+    recharge: Recharge,
+    entry: ledger.JournalEntry,
+    reference: str,
+    paid_at: datetime,
+    provider_fields: dict[str, str] | None = None,
+) -> Posted:
+    """Credit a recharge's money, at the counter or online: its entry posted once and the wallet
+    evaluated, the order marked paid (the first time) with the balance after it, and a
+    meter-side account's money downloaded to its meter. A replay changes nothing."""
+    posted = movement_post(
         actor=actor,
         organisation_id=recharge.organisation_id,
         entry=entry,
         kind=JournalEntry.Kind.RECHARGE,
         account=recharge.account,
         channel=recharge.channel,
-        reference=recharge.reference or recharge.number,
+        reference=reference,
     )
-    wallet = Wallet.objects.select_for_update().get(account_id=recharge.account_id)
-    recharge.status = Recharge.Status.PAID
-    recharge.entry = posted.entry
-    recharge.paid_at = entry.occurred_at
-    recharge.balance_after_minor = wallet.balance_minor
-    recharge.save(update_fields=["status", "entry", "paid_at", "balance_after_minor"])
-    if posted.created:
-        recharge_download(actor=actor, entry=posted.entry)
-    _evaluate(wallet)
+    if not posted.created:
+        return posted
+    if recharge.entry_id is None:
+        wallet = Wallet.objects.get(account_id=recharge.account_id)  # locked by the posting
+        recharge.status = Recharge.Status.PAID
+        recharge.entry = posted.entry
+        recharge.paid_at = paid_at
+        recharge.balance_after_minor = wallet.balance_minor
+        fields = ["status", "entry", "paid_at", "balance_after_minor"]
+        for name, value in (provider_fields or {}).items():
+            setattr(recharge, name, value)
+            fields.append(name)
+        recharge.save(update_fields=fields)
+    recharge_download(actor=actor, entry=posted.entry)
+    return posted
 
 
 @transaction.atomic

@@ -25,7 +25,8 @@ from meterpay.apps.audit.services import audit_record, snapshot
 from meterpay.apps.control import services as control
 from meterpay.apps.control.models import MeterCommand
 from meterpay.apps.customers.models import Account
-from meterpay.apps.ledger.models import SupplyStatus, Wallet
+from meterpay.apps.ledger.models import JournalEntry, SupplyStatus, Wallet
+from meterpay.apps.ledger.services import Posted, entry_post
 from meterpay.apps.meters.models import Meter
 from meterpay.apps.notifications.services import notification_create
 from meterpay.apps.supply.models import BalancePolicy
@@ -39,6 +40,7 @@ from meterpay.apps.supply.selectors import (
     protection,
 )
 from meterpay.core import balance_rules as rules
+from meterpay.core import ledger
 from meterpay.core.money import format_amount, from_minor
 
 log = logging.getLogger(__name__)
@@ -234,9 +236,7 @@ def wallet_evaluate(*, wallet: Wallet, now: datetime) -> rules.Decision:
 
 def _reminder(wallet: Wallet, row: BalancePolicy, now: datetime, amount: str) -> None:
     """An early reminder when the days of credit left drop below the policy's number."""
-    if row.reminder_days is None or wallet.balance_minor <= 0:
-        return
-    if wallet.reminder_sent_at is not None and now - wallet.reminder_sent_at < REMINDER_GAP:
+    if not _reminder_due(wallet, row, now):
         return
     estimate = credit_estimate(wallet, now=now)
     if estimate.days is None or estimate.days >= row.reminder_days:
@@ -249,6 +249,62 @@ def _reminder(wallet: Wallet, row: BalancePolicy, now: datetime, amount: str) ->
         body=f"Account {wallet.account.number}: the balance {amount} lasts about "
         f"{estimate.days} days at the recent use. Please recharge in time.",
     )
+
+
+def _reminder_due(wallet: Wallet, row: BalancePolicy, now: datetime) -> bool:
+    """May a reminder go out now? (Whether it does depends on the recent daily costs.)"""
+    return (
+        row.reminder_days is not None
+        and wallet.balance_minor > 0
+        and (wallet.reminder_sent_at is None or now - wallet.reminder_sent_at >= REMINDER_GAP)
+    )
+
+
+def evaluation_needed(wallet: Wallet, row: BalancePolicy, now: datetime) -> bool:
+    """Would :func:`wallet_evaluate` write anything? Answered in memory for prepaid wallets by
+    the same decision and reminder rules, so the wallets a deduction leaves well above every
+    threshold cost no statement. ``wallet.account`` must be loaded."""
+    if wallet.account.billing_mode != Account.BillingMode.PREPAID:
+        return True
+    decision = prepaid_decision(wallet, row, now)
+    if decision.alarms or decision.action is not rules.SupplyAction.NOTHING:
+        return True
+    if any(str(level) in (wallet.alarm_history or {}) for level in decision.rearmed):
+        return True
+    if wallet.supply == SupplyStatus.ON and (wallet.cut_deferred or wallet.cut_deferred_until):
+        return True  # a deferral to clear
+    return _reminder_due(wallet, row, now)
+
+
+def movement_post(
+    *,
+    actor: Any,
+    organisation_id: int,
+    entry: ledger.JournalEntry,
+    kind: str,
+    account: Account | None = None,
+    channel: str = "",
+    reference: str = "",
+    reverses: JournalEntry | None = None,
+    evaluate: bool = True,
+) -> Posted:
+    """:func:`~meterpay.apps.ledger.services.entry_post`, then the account's wallet evaluated
+    in the same transaction (alarms, cut-off, restore). A replay changed nothing: no evaluation.
+    Every money movement of an account goes through here."""
+    posted = entry_post(
+        actor=actor,
+        organisation_id=organisation_id,
+        entry=entry,
+        kind=kind,
+        account=account,
+        channel=channel,
+        reference=reference,
+        reverses=reverses,
+    )
+    if evaluate and posted.created and account is not None:
+        wallet = Wallet.objects.select_for_update().get(account_id=account.pk)
+        wallet_evaluate(wallet=wallet, now=timezone.now())
+    return posted
 
 
 @transaction.atomic

@@ -25,7 +25,7 @@ from meterpay.apps.readings import services as readings
 from meterpay.apps.sites import services as sites
 from meterpay.apps.supply.models import BalancePolicy
 from tests.factories import build_org
-from tests.wallets.test_concurrency import run_threads
+from tests.ledger.test_concurrency import run_threads
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
