@@ -140,12 +140,17 @@ def setup_meters(args: argparse.Namespace) -> tuple[list[int], list[int]]:
     from meterpay.apps.payments.services import recharge_record
     from meterpay.apps.sites.models import Room
     from meterpay.apps.supply.models import BalancePolicy
+    from meterpay.apps.tariffs.services import default_tariffs_create
 
     org = build_org(ORG, 1)
     BalancePolicy.objects.create(
         organisation=org.org,
-        default_tariff=DEMO_ELECTRICITY_TARIFF,
-        default_water_tariff=DEMO_WATER_TARIFF,
+    )
+    default_tariffs_create(
+        actor="bench",
+        organisation=org.org,
+        electricity=DEMO_ELECTRICITY_TARIFF,
+        water=DEMO_WATER_TARIFF,
     )
     protocol = args.protocol
     kind = "water" if protocol == "cjt188" else "electricity_1p"

@@ -24,6 +24,7 @@ from meterpay.apps.payments.services import recharge_record
 from meterpay.apps.readings import services as readings
 from meterpay.apps.sites import services as sites
 from meterpay.apps.supply.models import BalancePolicy
+from meterpay.apps.tariffs.services import default_tariffs_create
 from tests.factories import build_org
 from tests.ledger.test_concurrency import run_threads
 
@@ -35,7 +36,8 @@ pytestmark = [
 
 def test_batches_recharges_and_single_meters_at_once_lose_nothing() -> None:
     org = build_org("batch-conc", 930)
-    BalancePolicy.objects.create(organisation=org.org, default_tariff=DEMO_ELECTRICITY_TARIFF)
+    BalancePolicy.objects.create(organisation=org.org)
+    default_tariffs_create(actor="t", organisation=org.org, electricity=DEMO_ELECTRICITY_TARIFF)
     accounts: list[Account] = []
     for n in range(6):
         room = sites.room_create(

@@ -40,6 +40,7 @@ from meterpay.apps.readings.models import RegisterRead
 from meterpay.apps.sites import services as sites
 from meterpay.apps.supply.models import BalancePolicy
 from meterpay.apps.tariffs import services as tariffs
+from meterpay.apps.tariffs.services import default_tariffs_create
 
 pytestmark = pytest.mark.django_db
 
@@ -99,8 +100,12 @@ def world(org: Any) -> dict[str, Any]:
         night_end=None,
         protect_weekends=False,
         protect_holidays=False,
-        default_tariff=DEMO_ELECTRICITY_TARIFF,
-        default_water_tariff=DEMO_WATER_TARIFF,
+    )
+    default_tariffs_create(
+        actor="t",
+        organisation=org.org,
+        electricity=DEMO_ELECTRICITY_TARIFF,
+        water=DEMO_WATER_TARIFF,
     )
     tou = tariffs.tariff_create(
         actor="t", organisation=org.org, document=_document("cn_residential_annual_tou.json")
@@ -347,7 +352,8 @@ def test_a_second_run_posts_nothing_and_a_replayed_period_posts_once(world: Any)
 
 
 def test_statements_do_not_grow_with_the_number_of_meters(org: Any) -> None:
-    BalancePolicy.objects.create(organisation=org.org, default_tariff=DEMO_ELECTRICITY_TARIFF)
+    BalancePolicy.objects.create(organisation=org.org)
+    default_tariffs_create(actor="t", organisation=org.org, electricity=DEMO_ELECTRICITY_TARIFF)
     ids = []
     for n in range(12):
         account, created = _account(org, str(300 + n), ["electricity_1p"])

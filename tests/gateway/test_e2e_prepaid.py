@@ -47,6 +47,7 @@ from meterpay.apps.readings.models import RegisterRead
 from meterpay.apps.readings.services import meter_link_set_max_demand
 from meterpay.apps.sites import services as sites
 from meterpay.apps.supply.models import BalancePolicy
+from meterpay.apps.tariffs.services import default_tariffs_create
 from meterpay.apps.users.models import User
 from meterpay.apps.users.services import tenant_user_create
 from meterpay.gateway.command_wakeups import command_wakeups
@@ -124,8 +125,9 @@ def dormitory_room(slug: str, *, water: bool) -> Room:
         protect_holidays=False,
         quiet_start=None,
         quiet_end=None,
-        default_tariff=DEMO_ELECTRICITY_TARIFF,
-        default_water_tariff=DEMO_WATER_TARIFF,
+    )
+    default_tariffs_create(
+        actor=actor, organisation=org, electricity=DEMO_ELECTRICITY_TARIFF, water=DEMO_WATER_TARIFF
     )
     demo_providers_create(actor=actor, organisation=org)
     customer = customers.customer_create(

@@ -27,6 +27,7 @@ from meterpay.apps.readings import services as readings
 from meterpay.apps.supply.models import BalancePolicy
 from meterpay.apps.supply.selectors import credit_estimate
 from meterpay.apps.supply.services import wallet_evaluate, wallet_set_controls
+from meterpay.apps.tariffs.services import default_tariffs_create
 
 pytestmark = pytest.mark.django_db
 
@@ -34,15 +35,16 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def policy(org: Any) -> BalancePolicy:
     """No protected periods, so the tests do not depend on the time of day."""
-    return BalancePolicy.objects.create(
+    policy = BalancePolicy.objects.create(
         organisation=org.org,
         alarm_thresholds_minor=[5000, 2000, 500],
         night_start=None,
         night_end=None,
         protect_weekends=False,
         protect_holidays=False,
-        default_tariff=DEMO_ELECTRICITY_TARIFF,  # 0.68 / kWh
     )
+    default_tariffs_create(actor="t", organisation=org.org, electricity=DEMO_ELECTRICITY_TARIFF)
+    return policy
 
 
 def wallet(org: Any) -> Wallet:

@@ -462,6 +462,30 @@ def build_deduction(
     )
 
 
+def build_rating_credit(
+    *,
+    account_id: str,
+    charge_type: ChargeType,
+    amount: Decimal,
+    reference: str,
+    occurred_at: datetime,
+    currency: str = "CNY",
+    memo: str = "",
+) -> JournalEntry:
+    """A negative rated amount given back (e.g. a better monthly power factor): Dr revenue,
+    Cr wallet. ``reference`` names the rated period, as for :func:`build_deduction`."""
+    minor = _positive_minor(amount, currency, what="rating credit")
+    wallet = wallet_account(account_id)
+    key = make_idempotency_key(movement="deduction-credit", parts=[wallet.code, reference])
+    return _entry(
+        key,
+        occurred_at,
+        memo or "rating credit",
+        [(revenue_account(charge_type), minor), (wallet, -minor)],
+        currency,
+    )
+
+
 def build_fee(
     *,
     account_id: str,

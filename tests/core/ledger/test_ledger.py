@@ -475,3 +475,28 @@ def test_balances_read_normal_side() -> None:
     assert got[("cash", "CNY")] == 10000
     assert got[(WALLET, "CNY")] == 7000
     assert got[("revenue:energy", "CNY")] == 3000
+
+
+def test_a_rating_credit_gives_back_to_the_wallet_from_revenue() -> None:
+    from meterpay.core.ledger import ChargeType, build_rating_credit
+
+    entry = build_rating_credit(
+        account_id="7",
+        charge_type=ChargeType.ENERGY,
+        amount=Decimal("1.235"),
+        reference="meter-3/2026-01-31T00:00:00",
+        occurred_at=datetime(2026, 1, 31, tzinfo=UTC),
+    )
+    assert entry.idempotency_key.startswith("deduction-credit/")
+    assert [(p.account, p.amount) for p in entry.postings] == [
+        ("revenue:energy", 124),
+        ("wallet:7", -124),
+    ]
+    with pytest.raises(InvalidAmount):
+        build_rating_credit(
+            account_id="7",
+            charge_type=ChargeType.ENERGY,
+            amount=Decimal("0.001"),
+            reference="r",
+            occurred_at=datetime(2026, 1, 31, tzinfo=UTC),
+        )

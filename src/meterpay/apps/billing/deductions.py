@@ -6,17 +6,21 @@ intervals, persisting the state, posting the deduction and evaluating alarms / c
 in one transaction, so a crash can neither lose nor double a deduction; the deduction's
 idempotency key names the meter and the rated period.
 
-Explicit entry points (no signals): :func:`meter_deduct` after a read created an interval (the
-gateway path calls it, or the periodic :func:`deductions_run` sweep catches up).
+There is one path, :func:`meters_deduct_batch`: many meters in one transaction and a constant
+number of statements (states, intervals, tariffs and terms loaded in one go; entries, postings,
+audit rows, balances and states written in bulk; each wallet whose balance changed evaluated
+once, after all its meters). :func:`meter_deduct` is that path with one meter.
 
+Explicit entry points (no signals): :func:`meters_deduct` right after readings are stored (the
+gateway asks through a job), and the periodic :func:`deductions_run` sweep catches up.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -26,63 +30,28 @@ from django.db.models import Model
 from django.utils import timezone
 
 from meterpay.apps.audit.models import AuditEvent
-from meterpay.apps.billing import services
 from meterpay.apps.billing.models import DeductionState
 from meterpay.apps.customers.models import Account
 from meterpay.apps.ledger import services as ledger_services
-from meterpay.apps.ledger.models import JournalEntry, Posting, SupplyStatus, Wallet
+from meterpay.apps.ledger.models import JournalEntry, Posting, Wallet
 from meterpay.apps.meters.models import Meter
 from meterpay.apps.organisations.models import Organisation
 from meterpay.apps.readings.models import Interval
-from meterpay.apps.sites.models import Holiday, Room
 from meterpay.apps.supply.models import BalancePolicy
 from meterpay.apps.supply.selectors import policy_row
-from meterpay.apps.supply.services import REMINDER_GAP, prepaid_decision, wallet_evaluate
+from meterpay.apps.supply.services import evaluation_needed, wallet_evaluate
 from meterpay.apps.tariffs import selectors
-from meterpay.apps.tariffs.models import AccountTariff
-from meterpay.core import balance_rules as rules
 from meterpay.core import ledger, tariffs
 from meterpay.core.ledger import ChargeType
-from meterpay.core.money import round_money, to_minor
+from meterpay.core.money import round_money
 
 log = logging.getLogger(__name__)
 ACTOR = "rating"
 MAX_INTERVALS_PER_RUN = 2000
 
-#: Tariff lookup: (account, meter, at) -> (tariff, account terms) or None. Replaceable in tests.
-TariffLookup = Callable[
-    [Account, Meter, datetime], "tuple[tariffs.Tariff, tariffs.AccountTerms] | None"
-]
 
-
-def _tariffs_app_lookup(
-    account: Account, meter: Meter, at: datetime
-) -> tuple[tariffs.Tariff, tariffs.AccountTerms] | None:
-    """The assignment in force from the tariffs app."""
-    utility = "water" if meter.kind == Meter.Kind.WATER else "electricity"
-    assignment = selectors.tariff_in_force(account, utility, at)
-    if assignment is None:
-        return None
-    return (
-        selectors.engine_tariff(assignment.tariff),
-        selectors.account_terms(account, assignment),
-    )
-
-
-def tariff_in_force(
-    account: Account, meter: Meter, at: datetime
-) -> tuple[tariffs.Tariff, tariffs.AccountTerms] | None:
-    """The account's tariff from the tariffs app, else the organisation's default tariff."""
-    found = _tariffs_app_lookup(account, meter, at)
-    if found is not None:
-        return found
-    policy = policy_row(account.organisation_id)
-    document = (
-        policy.default_water_tariff if meter.kind == Meter.Kind.WATER else policy.default_tariff
-    )
-    if not document:
-        return None
-    return tariffs.parse_tariff(document), tariffs.AccountTerms(move_in=account.move_in_on)
+def _utility(meter: Meter) -> str:
+    return "water" if meter.kind == Meter.Kind.WATER else "electricity"
 
 
 def _charge_type(meter: Meter) -> ChargeType:
@@ -100,108 +69,26 @@ def carried_state(tariff: tariffs.Tariff, state: dict[str, Any] | None) -> dict[
     return state
 
 
-@transaction.atomic
-def meter_deduct(
-    *,
-    meter: Meter,
-    actor: Any = ACTOR,
-    intervals: Sequence[Interval] | None = None,
-    lookup: TariffLookup | None = None,
-) -> JournalEntry | None:
-    """Rate the meter's booked intervals after the last rated one and post the deduction.
+def meter_deduct(*, meter: Meter, actor: Any = ACTOR) -> JournalEntry | None:
+    """Rate the meter's booked intervals after the last rated one and post the deduction: the
+    batch path with one meter, except that a rating error is raised, not logged.
 
-    ``intervals`` (new intervals just created) is a hint; the state's cursor decides what is
-    new, so calling this twice, or with old intervals, never deducts twice.
+    The state's cursor decides what is new, so calling this twice never deducts twice.
     """
-    meter = Meter.objects.get(pk=meter.pk)
-    if meter.account_id is None:
-        return None
-    account = Account.objects.get(pk=meter.account_id)
-    if (
-        account.status != Account.Status.OPEN
-        or account.billing_side != Account.BillingSide.PLATFORM
-    ):
-        return None
-    state, _ = DeductionState.objects.get_or_create(
-        account=account, meter=meter, defaults={"organisation_id": account.organisation_id}
-    )
-    state = DeductionState.objects.select_for_update().get(pk=state.pk)  # one rating at a time
-    since = state.rated_until or account.opened_at
-    rows = Interval.objects.filter(meter=meter, booked=True)
-    if since is not None:
-        rows = rows.filter(end_at__gt=since, start_at__gte=since)
-    new = list(rows.order_by("end_at")[:MAX_INTERVALS_PER_RUN])
-    if intervals is not None and not new:
-        return None
-    if not new:
-        return None
-    last_end = new[-1].end_at
-    found = (lookup or tariff_in_force)(account, meter, last_end)
-    if found is None:
-        log.info("no tariff for account %s meter %s: not rated yet", account.pk, meter.pk)
-        return None
-    tariff, terms = found
-    # The tariff engine works in local wall-clock time (TOU windows, months, holidays).
-    zone = ZoneInfo(Organisation.objects.get(pk=account.organisation_id).timezone)
-
-    def local(moment: datetime) -> datetime:
-        return moment.astimezone(zone).replace(tzinfo=None)
-
-    deduction = tariffs.incremental_charge(
-        tariff=tariff,
-        new_intervals=[
-            tariffs.Interval(
-                start=local(i.start_at), end=local(i.end_at), quantity=Decimal(i.consumption)
-            )
-            for i in new
-        ],
-        state=carried_state(tariff, state.state),
-        account=terms,
-    )
-    reference = f"meter-{meter.pk}/{last_end.isoformat()}"
-    amount = round_money(deduction.amount, tariff.currency)
-    entry: JournalEntry | None = None
-    if amount > 0:
-        entry = services.deduction_post(
-            actor=actor,
-            account=account,
-            lines=[(_charge_type(meter), amount)],
-            reference=reference,
-            occurred_at=last_end,
-            memo=f"meter {meter.address}: {len(new)} interval(s) to {last_end:%Y-%m-%d %H:%M}",
-        )
-    elif amount < 0:
-        entry = services.deduction_credit(
-            actor=actor,
-            account=account,
-            charge_type=_charge_type(meter),
-            amount=-amount,
-            reference=reference,
-            occurred_at=last_end,
-        )
-    state.state = dict(deduction.state)
-    state.rated_until = last_end
-    state.save(update_fields=["state", "rated_until", "updated_at"])
-    return entry
+    entries = meters_deduct_batch(meter_ids=[meter.pk], actor=actor, raise_errors=True)
+    return entries[0] if entries else None
 
 
 def account_deduct_pending(*, account: Account, actor: Any = ACTOR) -> list[JournalEntry]:
     """Rate every meter of the account up to its latest interval (used at move-out)."""
-    posted = []
-    for meter in Meter.objects.filter(account=account).order_by("pk"):
-        entry = meter_deduct(meter=meter, actor=actor)
-        if entry is not None:
-            posted.append(entry)
-    return posted
+    meter_ids = list(Meter.objects.filter(account=account).values_list("pk", flat=True))
+    return meters_deduct_batch(meter_ids=meter_ids, actor=actor, raise_errors=True)
 
 
 # --------------------------------------------------------------------------- the batch path
 #
-# The same rating and posting as :func:`meter_deduct`, for many meters in one transaction and
-# a constant number of statements: states, intervals, tariffs and terms are loaded in one go;
-# entries, postings, audit rows, balances and states are written in bulk; each wallet whose
-# balance changed is evaluated once, after all its meters. tests/billing/test_batch_deduction.py
-# proves both paths post the same.
+# See the module doc. tests/billing/test_batch_deduction.py proves that a batch posts what its
+# meters one by one post.
 
 #: Meters per transaction of the batch path.
 BATCH_SIZE = 1000
@@ -230,80 +117,6 @@ class _Rated:
         assert self.entry is not None
         code = ledger_services.wallet_code(self.account.pk)
         return sum(p.amount for p in self.entry.postings if p.account == code)
-
-
-class _BatchTerms:
-    """The tariffs in force and account terms of a batch's accounts, loaded once."""
-
-    def __init__(self, accounts: dict[int, Account]) -> None:
-        self.assignments: dict[tuple[int, str], list[AccountTariff]] = {}
-        for row in (
-            AccountTariff.objects.filter(account_id__in=list(accounts))
-            .select_related("tariff")
-            .order_by("-effective_from")
-        ):
-            self.assignments.setdefault((row.account_id, row.utility), []).append(row)
-        self.area: dict[int, Decimal] = {}
-        self.sites: dict[int, set[int]] = {}
-        for account_id, area, site_id in Room.objects.filter(
-            accounts__in=list(accounts)
-        ).values_list("accounts", "area_m2", "floor__building__site_id"):
-            self.area[account_id] = self.area.get(account_id, Decimal(0)) + area
-            self.sites.setdefault(account_id, set()).add(site_id)
-        site_ids = {site for sites in self.sites.values() for site in sites}
-        self.holidays: dict[int, set[date]] = {}
-        for site_id, day in Holiday.objects.filter(site_id__in=site_ids).values_list(
-            "site_id", "date"
-        ):
-            self.holidays.setdefault(site_id, set()).add(day)
-        self.parsed: dict[Any, tariffs.Tariff] = {}
-        self.policies: dict[int, BalancePolicy] = {}
-
-    def policy(self, organisation_id: int) -> BalancePolicy:
-        if organisation_id not in self.policies:
-            self.policies[organisation_id] = policy_row(organisation_id)
-        return self.policies[organisation_id]
-
-    def _tariff(self, key: Any, document: Any) -> tariffs.Tariff:
-        if key not in self.parsed:
-            self.parsed[key] = tariffs.parse_tariff(document)
-        return self.parsed[key]
-
-    def in_force(
-        self, account: Account, meter: Meter, at: datetime
-    ) -> tuple[tariffs.Tariff, tariffs.AccountTerms] | None:
-        """What :func:`tariff_in_force` answers, from the loaded rows."""
-        utility = "water" if meter.kind == Meter.Kind.WATER else "electricity"
-        for row in self.assignments.get((account.pk, utility), []):
-            if row.effective_from <= at:
-                return self._tariff(row.tariff_id, row.tariff.document), self._terms(account, row)
-        policy = self.policy(account.organisation_id)
-        water = meter.kind == Meter.Kind.WATER
-        document = policy.default_water_tariff if water else policy.default_tariff
-        if not document:
-            return None
-        return (
-            self._tariff((account.organisation_id, utility), document),
-            tariffs.AccountTerms(move_in=account.move_in_on),
-        )
-
-    def _terms(self, account: Account, row: AccountTariff) -> tariffs.AccountTerms:
-        """What the tariffs app's ``account_terms`` answers, from the loaded rows."""
-        holidays: set[date] = set()
-        for site_id in self.sites.get(account.pk, ()):
-            holidays |= self.holidays.get(site_id, set())
-        return tariffs.AccountTerms(
-            holidays=frozenset(holidays),
-            tier_threshold_scale=row.tier_threshold_scale,
-            tier_thresholds=tuple(Decimal(t) for t in row.tier_thresholds)
-            if row.tier_thresholds
-            else None,
-            capacity_kva=row.capacity_kva,
-            contract_demand_kw=row.contract_demand_kw,
-            room_area_m2=self.area.get(account.pk),
-            move_in=account.move_in_on,
-            move_out=account.move_out_on,
-        )
 
 
 def _locked_states(meters: list[Meter]) -> dict[int, DeductionState]:
@@ -398,7 +211,7 @@ def _locked_wallets(accounts: dict[int, Account]) -> dict[int, Wallet]:
 
 
 def _rate(item: _Rated, found: tuple[tariffs.Tariff, tariffs.AccountTerms], zone: ZoneInfo) -> None:
-    """Rate the item's intervals and build its entry, exactly as :func:`meter_deduct` does."""
+    """Rate the item's intervals and build its entry (a deduction, or a rating credit)."""
     tariff, terms = found
 
     def local(moment: datetime) -> datetime:
@@ -417,10 +230,11 @@ def _rate(item: _Rated, found: tuple[tariffs.Tariff, tariffs.AccountTerms], zone
     )
     amount = round_money(item.result.amount, tariff.currency)
     charge_type = _charge_type(item.meter)
+    account_id = str(item.account.pk)
     if amount > 0:
         try:
             item.entry = ledger.build_deduction(
-                account_id=str(item.account.pk),
+                account_id=account_id,
                 lines=[(charge_type, amount)],
                 reference=item.reference,
                 occurred_at=item.last_end,
@@ -431,18 +245,13 @@ def _rate(item: _Rated, found: tuple[tariffs.Tariff, tariffs.AccountTerms], zone
         except ledger.NothingToPost:
             item.entry = None
     elif amount < 0:
-        minor = to_minor(-amount, item.currency)
-        code = ledger_services.wallet_code(item.account.pk)
-        item.entry = ledger.JournalEntry(
-            idempotency_key=ledger.make_idempotency_key(
-                movement="deduction-credit", parts=[code, item.reference]
-            ),
+        item.entry = ledger.build_rating_credit(
+            account_id=account_id,
+            charge_type=charge_type,
+            amount=-amount,
+            reference=item.reference,
             occurred_at=item.last_end,
-            memo="rating credit",
-            postings=(
-                ledger.Posting(ledger.revenue_account(charge_type).code, minor, item.currency),
-                ledger.Posting(code, -minor, item.currency),
-            ),
+            currency=item.currency,
         )
 
 
@@ -538,26 +347,6 @@ def _post(
     return rows, deltas
 
 
-def _evaluation_needed(wallet: Wallet, row: BalancePolicy, now: datetime) -> bool:
-    """Would :func:`wallet_evaluate` write anything? Answered in memory for prepaid wallets,
-    so the wallets a deduction leaves well above every threshold cost no statement."""
-    if wallet.account.billing_mode != Account.BillingMode.PREPAID:
-        return True
-    decision = prepaid_decision(wallet, row, now)
-    if decision.alarms or decision.action is not rules.SupplyAction.NOTHING:
-        return True
-    if any(str(level) in (wallet.alarm_history or {}) for level in decision.rearmed):
-        return True
-    if wallet.supply == SupplyStatus.ON and (wallet.cut_deferred or wallet.cut_deferred_until):
-        return True
-    # a reminder needs the recent daily costs: the full evaluation reads them
-    return (
-        row.reminder_days is not None
-        and wallet.balance_minor > 0
-        and (wallet.reminder_sent_at is None or now - wallet.reminder_sent_at >= REMINDER_GAP)
-    )
-
-
 def _rows_update(model: type[Model], rows: Sequence[Model], fields: list[str]) -> None:
     """Write ``fields`` of ``rows`` in one statement (PostgreSQL: ``UPDATE … FROM (VALUES …)``;
     elsewhere one ``executemany``).
@@ -598,12 +387,13 @@ def _rows_update(model: type[Model], rows: Sequence[Model], fields: list[str]) -
 
 
 def meters_deduct_batch(
-    *,
-    meter_ids: Sequence[int],
+    *, meter_ids: Sequence[int], actor: Any = ACTOR, raise_errors: bool = False
 ) -> list[JournalEntry]:
-    """:func:`meter_deduct` for many meters in one transaction; the new entries.
+    """Rate and post many meters in one transaction; the new entries.
 
-    Lock order, as on every path: deduction states, then wallets, both in pk order.
+    A meter whose rating fails stays unrated and is logged (the others go on), or with
+    ``raise_errors`` the error is raised. Lock order, as on every path: deduction states, then
+    wallets, both in pk order.
     """
     with transaction.atomic():
         meters = list(
@@ -623,7 +413,8 @@ def meters_deduct_batch(
         if not busy:
             return []
         accounts = {m.account_id: m.account for m in busy if m.account is not None}
-        terms = _BatchTerms(accounts)
+        book = selectors.TariffBook(accounts.values())
+        policies: dict[int, BalancePolicy] = {}
         zones = {
             pk: ZoneInfo(name)
             for pk, name in Organisation.objects.filter(
@@ -637,18 +428,19 @@ def meters_deduct_batch(
             item = _Rated(
                 meter, account, states[meter.pk], new[meter.pk], wallets[account.pk].currency
             )
-            found = terms.in_force(account, meter, item.last_end)
+            found = book.in_force(account, _utility(meter), item.last_end)
             if found is None:
                 log.info("no tariff for account %s meter %s: not rated yet", account.pk, meter.pk)
                 continue
             try:
                 _rate(item, found, zones[account.organisation_id])
             except (tariffs.RatingError, tariffs.TariffError):
-                # as on the per-meter path: this meter stays unrated (and logged), not the rest
+                if raise_errors:
+                    raise
                 log.exception("deduction of meter %s failed", meter.pk)
                 continue
             rated.append(item)
-        entries, deltas = _post(rated, wallets, ACTOR)
+        entries, deltas = _post(rated, wallets, actor)
         moment = timezone.now()
         changed = [wallets[pk] for pk in deltas]
         for wallet in changed:
@@ -664,7 +456,10 @@ def meters_deduct_batch(
         )
         for wallet in changed:
             wallet.account = accounts[wallet.account_id]
-            if _evaluation_needed(wallet, terms.policy(wallet.organisation_id), moment):
+            org = wallet.organisation_id
+            if org not in policies:
+                policies[org] = policy_row(org)
+            if evaluation_needed(wallet, policies[org], moment):
                 wallet_evaluate(wallet=wallet, now=moment)
         return entries
 

@@ -20,6 +20,7 @@ from meterpay.apps.organisations.models import Organisation
 from meterpay.apps.payments import services as payments
 from meterpay.apps.payments.online import demo_providers_create
 from meterpay.apps.supply.models import BalancePolicy
+from meterpay.apps.tariffs.services import default_tariffs_create
 from meterpay.core.ledger import ChargeType
 
 DEMO_ELECTRICITY_TARIFF = {
@@ -56,9 +57,13 @@ def demo_wallets_seed(*, actor: Any, organisation: Organisation, seed: int = 77)
             "alarm_thresholds_minor": [5000, 2000, 500],
             "restore_threshold_minor": 0,
             "reminder_days": Decimal("3.0"),
-            "default_tariff": DEMO_ELECTRICITY_TARIFF,
-            "default_water_tariff": DEMO_WATER_TARIFF,
         },
+    )
+    default_tariffs_create(
+        actor=actor,
+        organisation=organisation,
+        electricity=DEMO_ELECTRICITY_TARIFF,
+        water=DEMO_WATER_TARIFF,
     )
     NotificationChannel.objects.create(
         organisation=organisation,

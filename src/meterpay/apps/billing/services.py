@@ -17,13 +17,11 @@ from meterpay.apps.ledger.services import (
     account_check_open,
     amount_parse,
     stored_entry,
-    wallet_code,
     wallet_locked,
 )
 from meterpay.apps.supply.services import movement_post
 from meterpay.core import ledger
 from meterpay.core.ledger import ChargeType
-from meterpay.core.money import to_minor
 
 type Actor = Any
 
@@ -65,44 +63,6 @@ def deduction_post(
         account=account,
         reference=reference,
         evaluate=evaluate,
-    )
-    return posted.entry
-
-
-@transaction.atomic
-def deduction_credit(
-    *,
-    actor: Actor,
-    account: Account,
-    charge_type: ChargeType,
-    amount: Decimal,
-    reference: str,
-    occurred_at: datetime,
-    memo: str = "",
-) -> JournalEntry:
-    """A negative rated amount (e.g. a better monthly power factor): Dr revenue, Cr wallet."""
-    wallet = wallet_locked(account)
-    minor = to_minor(amount, wallet.currency)
-    if minor <= 0:
-        raise WalletError({"amount": "a deduction credit is positive"})
-    entry = ledger.JournalEntry(
-        idempotency_key=ledger.make_idempotency_key(
-            movement="deduction-credit", parts=[wallet_code(account.pk), reference]
-        ),
-        occurred_at=occurred_at,
-        memo=memo or "rating credit",
-        postings=(
-            ledger.Posting(ledger.revenue_account(charge_type).code, minor, wallet.currency),
-            ledger.Posting(wallet_code(account.pk), -minor, wallet.currency),
-        ),
-    )
-    posted = movement_post(
-        actor=actor,
-        organisation_id=account.organisation_id,
-        entry=entry,
-        kind=JournalEntry.Kind.DEDUCTION,
-        account=account,
-        reference=reference,
     )
     return posted.entry
 

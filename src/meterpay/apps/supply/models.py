@@ -36,9 +36,6 @@ class BalancePolicy(OrgOwned):
     )
     postpaid_due_days = models.PositiveIntegerField(_("postpaid bill due after (days)"), default=15)
     postpaid_grace_days = models.PositiveIntegerField(_("postpaid grace days"), default=7)
-    #: A meterpay tariff document used when no tariff is assigned to the account.
-    default_tariff = models.JSONField(_("default tariff"), null=True, blank=True)
-    default_water_tariff = models.JSONField(_("default water tariff"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("balance policy")

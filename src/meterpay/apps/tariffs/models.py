@@ -133,3 +133,29 @@ class AccountTariff(OrgOwned):
 
     def __str__(self) -> str:
         return f"{self.account_id} {self.utility} {self.tariff_id} from {self.effective_from}"
+
+
+class DefaultTariff(OrgOwned):
+    """The tariff of an organisation's accounts for one utility when none is assigned to them.
+
+    One rule decides the tariff of an account (``selectors.TariffBook``): its assignment in
+    force, else this default.
+    """
+
+    utility = models.CharField(_("utility"), max_length=12, choices=Utility.choices)
+    tariff = models.ForeignKey(
+        Tariff, on_delete=models.PROTECT, related_name="default_for", verbose_name=_("tariff")
+    )
+    set_at = models.DateTimeField(_("set at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("default tariff")
+        verbose_name_plural = _("default tariffs")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "utility"], name="one_default_tariff_per_utility"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organisation_id} {self.utility}: {self.tariff_id}"

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import calendar
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet, Sum
+from django.db.models import QuerySet
 
 from meterpay.apps.customers.models import Account
-from meterpay.apps.sites.selectors import site_holidays
-from meterpay.apps.tariffs.models import AccountTariff, Tariff
+from meterpay.apps.sites.models import Holiday, Room
+from meterpay.apps.tariffs.models import AccountTariff, DefaultTariff, Tariff
 from meterpay.core.tariffs import (
     AccountTerms,
     Bill,
@@ -37,7 +37,7 @@ def engine_tariff(tariff: Tariff) -> EngineTariff:
 
 
 def tariff_in_force(account: Account, utility: str, at: datetime) -> AccountTariff | None:
-    """The account's assignment for ``utility`` that applies at ``at`` (None: no tariff)."""
+    """The account's assignment for ``utility`` that applies at ``at`` (None: none assigned)."""
     return (
         AccountTariff.objects.filter(account=account, utility=utility, effective_from__lte=at)
         .select_related("tariff")
@@ -65,30 +65,113 @@ def current_assignments(assignments: Sequence[AccountTariff], at: datetime) -> s
     return {item.pk for item in in_force.values()}
 
 
+def default_tariffs(organisation_id: int) -> dict[str, DefaultTariff]:
+    """The organisation's default tariff per utility."""
+    return {
+        row.utility: row
+        for row in DefaultTariff.objects.filter(organisation_id=organisation_id).select_related(
+            "tariff"
+        )
+    }
+
+
+class TariffBook:
+    """The tariff of an account: its assignment in force, else its organisation's default
+    tariff for the utility, with the account terms to rate it by (the assignment's terms, the
+    rooms' area, the holidays of the rooms' sites, the move-in and move-out days).
+
+    The one rule for every path that rates an account; for many accounts it loads everything
+    in a constant number of queries, and parses each tariff document once.
+    """
+
+    def __init__(self, accounts: Iterable[Account]) -> None:
+        self.accounts = {account.pk: account for account in accounts}
+        ids = list(self.accounts)
+        self.assignments: dict[tuple[int, str], list[AccountTariff]] = {}
+        for row in (
+            AccountTariff.objects.filter(account_id__in=ids)
+            .select_related("tariff")
+            .order_by("-effective_from")
+        ):
+            self.assignments.setdefault((row.account_id, row.utility), []).append(row)
+        self.defaults: dict[tuple[int, str], DefaultTariff] = {
+            (row.organisation_id, row.utility): row
+            for row in DefaultTariff.objects.filter(
+                organisation_id__in={a.organisation_id for a in self.accounts.values()}
+            ).select_related("tariff")
+        }
+        self.area: dict[int, Decimal] = {}
+        self.sites: dict[int, set[int]] = {}
+        for account_id, area, site_id in Room.objects.filter(accounts__in=ids).values_list(
+            "accounts", "area_m2", "floor__building__site_id"
+        ):
+            self.area[account_id] = self.area.get(account_id, Decimal(0)) + area
+            self.sites.setdefault(account_id, set()).add(site_id)
+        self.holidays: dict[int, set[date]] = {}
+        for site_id, day in Holiday.objects.filter(
+            site_id__in={site for sites in self.sites.values() for site in sites}
+        ).values_list("site_id", "date"):
+            self.holidays.setdefault(site_id, set()).add(day)
+        self._parsed: dict[int, EngineTariff] = {}
+
+    def _engine(self, tariff: Tariff) -> EngineTariff:
+        if tariff.pk not in self._parsed:
+            self._parsed[tariff.pk] = engine_tariff(tariff)
+        return self._parsed[tariff.pk]
+
+    def assignment(self, account: Account, utility: str, at: datetime) -> AccountTariff | None:
+        for row in self.assignments.get((account.pk, utility), []):
+            if row.effective_from <= at:
+                return row
+        return None
+
+    def in_force(
+        self, account: Account, utility: str, at: datetime
+    ) -> tuple[EngineTariff, AccountTerms] | None:
+        """The engine's tariff and the account terms at ``at``; None: the account has no tariff."""
+        row = self.assignment(account, utility, at)
+        if row is not None:
+            return self._engine(row.tariff), self.terms(account, row)
+        default = self.defaults.get((account.organisation_id, utility))
+        if default is None:
+            return None
+        return self._engine(default.tariff), self.terms(account, None)
+
+    def terms(self, account: Account, assignment: AccountTariff | None) -> AccountTerms:
+        holidays: set[date] = set()
+        for site_id in self.sites.get(account.pk, ()):
+            holidays |= self.holidays.get(site_id, set())
+        thresholds = None
+        scale = Decimal(1)
+        capacity = contract = None
+        if assignment is not None:
+            scale = assignment.tier_threshold_scale
+            if assignment.tier_thresholds:
+                thresholds = tuple(Decimal(t) for t in assignment.tier_thresholds)
+            capacity = assignment.capacity_kva
+            contract = assignment.contract_demand_kw
+        return AccountTerms(
+            holidays=frozenset(holidays),
+            tier_threshold_scale=scale,
+            tier_thresholds=thresholds,
+            capacity_kva=capacity,
+            contract_demand_kw=contract,
+            room_area_m2=self.area.get(account.pk),
+            move_in=account.move_in_on,
+            move_out=account.move_out_on,
+        )
+
+
 def account_terms(account: Account, assignment: AccountTariff | None = None) -> AccountTerms:
-    """``AccountTerms`` for rating ``account``: the assignment's terms, the rooms' area, the
-    holiday calendar of the rooms' sites and the move-in/move-out days."""
-    area = account.rooms.aggregate(total=Sum("area_m2"))["total"]
-    thresholds = None
-    scale = Decimal(1)
-    capacity = contract = None
-    if assignment is not None:
-        scale = assignment.tier_threshold_scale
-        if assignment.tier_thresholds:
-            thresholds = tuple(Decimal(t) for t in assignment.tier_thresholds)
-        capacity = assignment.capacity_kva
-        contract = assignment.contract_demand_kw
-    site_ids = list(account.rooms.values_list("floor__building__site_id", flat=True).distinct())
-    return AccountTerms(
-        holidays=site_holidays(site_ids),
-        tier_threshold_scale=scale,
-        tier_thresholds=thresholds,
-        capacity_kva=capacity,
-        contract_demand_kw=contract,
-        room_area_m2=area,
-        move_in=account.move_in_on,
-        move_out=account.move_out_on,
-    )
+    """``AccountTerms`` for rating ``account`` (see :class:`TariffBook`)."""
+    return TariffBook([account]).terms(account, assignment)
+
+
+def account_tariff(
+    account: Account, utility: str, at: datetime
+) -> tuple[EngineTariff, AccountTerms] | None:
+    """The tariff ``account`` is rated with for ``utility`` at ``at`` (see :class:`TariffBook`)."""
+    return TariffBook([account]).in_force(account, utility, at)
 
 
 # ------------------------------------------------------------------------ price summary

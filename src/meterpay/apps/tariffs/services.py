@@ -24,7 +24,13 @@ from django.utils import timezone
 from meterpay.apps.audit.services import audit_record, snapshot
 from meterpay.apps.customers.models import Account
 from meterpay.apps.organisations.models import Organisation
-from meterpay.apps.tariffs.models import AccountTariff, Tariff, TariffRevision
+from meterpay.apps.tariffs.models import (
+    AccountTariff,
+    DefaultTariff,
+    Tariff,
+    TariffRevision,
+    Utility,
+)
 from meterpay.core.tariffs import (
     LoadedTariff,
     TariffError,
@@ -481,3 +487,68 @@ def account_tariffs_assign_new(
 def document_text(document: object) -> str:
     """A document as the editor shows it (indented, non-ASCII kept)."""
     return json.dumps(document, ensure_ascii=False, indent=2)
+
+
+@transaction.atomic
+def default_tariff_set(
+    *, actor: object, organisation: Organisation, utility: str, tariff: Tariff | None
+) -> DefaultTariff | None:
+    """Rate the organisation's accounts that have no tariff assigned for ``utility`` with
+    ``tariff`` (None: such accounts are not rated)."""
+    if utility not in Utility.values:
+        raise TariffValidationError({"utility": f"unknown utility {utility!r}"})
+    current = (
+        DefaultTariff.objects.select_for_update()
+        .filter(organisation=organisation, utility=utility)
+        .first()
+    )
+    before = None if current is None else {"tariff": current.tariff_id}
+    if tariff is None:
+        if current is not None:
+            current.delete()
+            audit_record(
+                actor=actor, action="tariff.default_clear", obj=current, before=before, after=None
+            )
+        return None
+    tariff = Tariff.objects.get(pk=tariff.pk)  # as stored (archived or not)
+    if tariff.organisation_id != organisation.pk:
+        raise TariffValidationError({"tariff": "a tariff of another organisation"})
+    if tariff.utility != utility:
+        raise TariffValidationError({"tariff": f"this is not a {utility} tariff"})
+    if tariff.archived:
+        raise TariffValidationError({"tariff": "an archived tariff cannot be the default"})
+    row, _ = DefaultTariff.objects.update_or_create(
+        organisation=organisation, utility=utility, defaults={"tariff": tariff}
+    )
+    audit_record(
+        actor=actor,
+        action="tariff.default_set",
+        obj=row,
+        before=before,
+        after={"tariff": tariff.pk},
+    )
+    return row
+
+
+@transaction.atomic
+def default_tariffs_create(
+    *,
+    actor: object,
+    organisation: Organisation,
+    electricity: object | None = None,
+    water: object | None = None,
+) -> list[DefaultTariff]:
+    """Store these tariff documents and make them the organisation's default tariffs."""
+    rows = []
+    for utility, document in ((Utility.ELECTRICITY, electricity), (Utility.WATER, water)):
+        if document is None:
+            continue
+        tariff = tariff_create(
+            actor=actor, organisation=organisation, document=document, note="default tariff"
+        )
+        row = default_tariff_set(
+            actor=actor, organisation=organisation, utility=utility, tariff=tariff
+        )
+        assert row is not None
+        rows.append(row)
+    return rows
