@@ -11,7 +11,7 @@ PY_DIRS=$(ls -d src tests bench scripts 2>/dev/null)
 step "ruff"
 $V/ruff check $PY_DIRS
 $V/ruff format --check $PY_DIRS
-step "mypy (domain core and codecs)"
+step "mypy (domain core, codecs and the money apps, with django-stubs)"
 $V/mypy
 step "import-linter (layers)"
 $V/lint-imports

@@ -22,11 +22,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
-from django.db.models import Model
+from django.db.models import Field, Model
 from django.utils import timezone
 
 from meterpay.apps.audit.models import AuditEvent
@@ -106,7 +106,8 @@ class _Rated:
 
     @property
     def last_end(self) -> datetime:
-        return self.intervals[-1].end_at
+        end: datetime = self.intervals[-1].end_at
+        return end
 
     @property
     def reference(self) -> str:
@@ -119,9 +120,15 @@ class _Rated:
         return sum(p.amount for p in self.entry.postings if p.account == code)
 
 
+def _account_id(meter: Meter) -> int:
+    assert meter.account_id is not None  # the batch selects meters of open accounts
+    return meter.account_id
+
+
 def _locked_states(meters: list[Meter]) -> dict[int, DeductionState]:
     """Each meter's state for its current account, created if missing, locked in pk order."""
     pairs = {(m.account_id, m.pk) for m in meters}
+    accounts = {m.pk: _account_id(m) for m in meters}
     ids = [m.pk for m in meters]
     existing = set(
         DeductionState.objects.filter(meter_id__in=ids).values_list("account_id", "meter_id")
@@ -129,7 +136,7 @@ def _locked_states(meters: list[Meter]) -> dict[int, DeductionState]:
     DeductionState.objects.bulk_create(
         [
             DeductionState(
-                organisation_id=m.organisation_id, account_id=m.account_id, meter_id=m.pk
+                organisation_id=m.organisation_id, account_id=accounts[m.pk], meter_id=m.pk
             )
             for m in meters
             if (m.account_id, m.pk) not in existing
@@ -188,8 +195,8 @@ def _new_intervals(meters: list[Meter], states: dict[int, DeductionState]) -> di
             .values_list("meter_id", "start_at", "end_at", "consumption", named=True)
         )
     for row in rows:
-        cursor = since[row.meter_id]
-        if row.end_at > cursor and row.start_at >= cursor:
+        moment = since[row.meter_id]
+        if row.end_at > moment and row.start_at >= moment:
             bucket = found.setdefault(row.meter_id, [])
             if len(bucket) < MAX_INTERVALS_PER_RUN:
                 bucket.append(row)
@@ -361,16 +368,19 @@ def _rows_update(model: type[Model], rows: Sequence[Model], fields: list[str]) -
     meta = model._meta
     pk = meta.pk
     assert pk is not None
-    columns = [pk, *(meta.get_field(name) for name in fields)]
+    columns: list[Field[Any, Any]] = [
+        pk,
+        *(cast("Field[Any, Any]", meta.get_field(name)) for name in fields),
+    ]
     values = [
-        [column.get_db_prep_save(getattr(row, column.attname), connection) for column in columns]  # type: ignore[union-attr]
+        [column.get_db_prep_save(getattr(row, column.attname), connection) for column in columns]
         for row in rows
     ]
-    names = [quote(column.column) for column in columns]  # type: ignore[union-attr]
+    names = [quote(column.column) for column in columns]
     table = quote(meta.db_table)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            placeholders = "(" + ", ".join(f"%s::{c.db_type(connection)}" for c in columns) + ")"  # type: ignore[union-attr]
+            placeholders = "(" + ", ".join(f"%s::{c.db_type(connection)}" for c in columns) + ")"
             sets = ", ".join(f"{name} = v.{name}" for name in names[1:])
             table_rows = ", ".join([placeholders] * len(rows))
             cursor.execute(
@@ -412,7 +422,7 @@ def meters_deduct_batch(
         busy = [m for m in meters if new.get(m.pk)]
         if not busy:
             return []
-        accounts = {m.account_id: m.account for m in busy if m.account is not None}
+        accounts = {_account_id(m): m.account for m in busy if m.account is not None}
         book = selectors.TariffBook(accounts.values())
         policies: dict[int, BalancePolicy] = {}
         zones = {
@@ -424,7 +434,7 @@ def meters_deduct_batch(
         wallets = _locked_wallets(accounts)
         rated: list[_Rated] = []
         for meter in busy:
-            account = accounts[meter.account_id]
+            account = accounts[_account_id(meter)]
             item = _Rated(
                 meter, account, states[meter.pk], new[meter.pk], wallets[account.pk].currency
             )

@@ -14,7 +14,8 @@ from meterpay.apps.ledger.models import JournalEntry, Posting, Wallet
 
 def wallet_of(account: Account) -> Wallet | None:
     try:
-        return account.wallet  # type: ignore[attr-defined,no-any-return]
+        wallet: Wallet = account.wallet
+        return wallet
     except Wallet.DoesNotExist:
         return None
 

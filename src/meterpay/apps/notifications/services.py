@@ -88,7 +88,8 @@ def target_display(channel: NotificationChannel) -> str:
             plugin = None
         if plugin is None:
             return f"{scheme}://…"
-        return str(plugin.url(privacy=True)).split("?", 1)[0]
+        url = plugin.url(privacy=True)  # type: ignore[no-untyped-call]  # apprise has no types here
+        return str(url).split("?", 1)[0]
     if channel.kind == NotificationChannel.Kind.WEBHOOK and target:
         parts = urlsplit(target)
         return f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?…" if parts.query else "")

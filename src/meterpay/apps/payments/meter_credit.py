@@ -214,7 +214,8 @@ def _account_of(command: MeterCommand) -> Account | None:
         .first()
     )
     if moved is not None:
-        return moved.account
+        owner: Account | None = moved.account
+        return owner
     meter = Meter.objects.select_related("account").get(pk=command.meter_id)
     return meter.account
 
@@ -321,7 +322,7 @@ def meter_side_view(account: Account) -> MeterSideView | None:
     if not is_meter_side(account):
         return None
     meter = prepaid_meter(account)
-    meters = list(account.meters.all())  # type: ignore[attr-defined]  # prefetched by lists
+    meters = list(account.meters.all())  # prefetched by lists
     wallet = wallet_of(account)
     currency = wallet.currency if wallet is not None else "CNY"
     credit_commands = MeterCommand.objects.filter(

@@ -41,6 +41,7 @@ from meterpay.apps.payments.services import recharge_credit
 from meterpay.core import ledger
 from meterpay.core.money import to_minor
 from meterpay.core.payments import (
+    ForgedNotification,
     MalformedNotification,
     NotificationError,
     PaymentNotification,
@@ -138,7 +139,7 @@ def _verify(
     if kind == "wechat":
         serial = {k.lower(): v for k, v in headers.items()}.get("wechatpay-serial", "")
         candidates = configs.filter(kind=PaymentProviderConfig.Kind.WECHAT, key_serial=serial)
-        error: NotificationError = wechat.ForgedNotification(f"unknown serial {serial!r}")
+        error: NotificationError = ForgedNotification(f"unknown serial {serial!r}")
         for config in candidates:
             try:
                 return config, wechat.verify_notification(
@@ -158,7 +159,7 @@ def _verify(
         candidates = configs.filter(
             kind=PaymentProviderConfig.Kind.ALIPAY, app_id=params.get("app_id", "")
         )
-        error = alipay.ForgedNotification("unknown app_id")
+        error = ForgedNotification("unknown app_id")
         for config in candidates:
             try:
                 key = alipay.load_alipay_public_key(pem=config.public_key_pem.encode())
@@ -172,13 +173,13 @@ def _verify(
                 error = exc
         raise error
     if kind == "forward":
-        config = configs.filter(
+        forwarder = configs.filter(
             kind=PaymentProviderConfig.Kind.FORWARDING, name=provider_name
         ).first()
-        if config is None:
-            raise forwarding.ForgedNotification(f"unknown forwarding provider {provider_name!r}")
-        secrets_ = [s.strip().encode() for s in config.secret.splitlines() if s.strip()]
-        return config, forwarding.verify_callback(
+        if forwarder is None:
+            raise ForgedNotification(f"unknown forwarding provider {provider_name!r}")
+        secrets_ = [s.strip().encode() for s in forwarder.secret.splitlines() if s.strip()]
+        return forwarder, forwarding.verify_callback(
             headers=headers, body=body, secrets=secrets_, provider_name=provider_name, now=now
         )
     raise MalformedNotification(f"unknown provider kind {kind!r}")

@@ -39,7 +39,7 @@ def refund_payout(*, actor: Actor, entry: JournalEntry, channel: str) -> Journal
     if refund.kind != JournalEntry.Kind.REFUND or payable is None:
         raise WalletError({"entry": "only a refund recorded as owed can be paid out"})
     reference = f"entry-{refund.pk}"
-    paid = JournalEntry.objects.filter(
+    paid: JournalEntry | None = JournalEntry.objects.filter(
         organisation_id=refund.organisation_id,
         kind=JournalEntry.Kind.REFUND_PAYOUT,
         reference=reference,
@@ -89,11 +89,11 @@ def refund_record(
     key = (idempotency_key or "").strip()
     if not key:
         raise WalletError({"idempotency_key": "a refund needs an idempotency key"})
-    value = None if amount in (None, "") else amount_parse(amount, wallet.currency)  # type: ignore[arg-type]
+    value = None if amount in (None, "") else amount_parse(amount, wallet.currency)
     ledger_key = ledger.make_idempotency_key(
         movement="refund", parts=[wallet_code(account.pk), key]
     )
-    stored = JournalEntry.objects.filter(
+    stored: JournalEntry | None = JournalEntry.objects.filter(
         organisation_id=account.organisation_id, idempotency_key=ledger_key
     ).first()
     if stored is not None:

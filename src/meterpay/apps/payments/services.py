@@ -140,7 +140,7 @@ def recharge_credit(
     recharge: Recharge,
     entry: ledger.JournalEntry,
     reference: str,
-    paid_at: datetime,
+    paid_at: datetime | None,
     provider_fields: dict[str, str] | None = None,
 ) -> Posted:
     """Credit a recharge's money, at the counter or online: its entry posted once and the wallet

@@ -239,7 +239,7 @@ def _reminder(wallet: Wallet, row: BalancePolicy, now: datetime, amount: str) ->
     if not _reminder_due(wallet, row, now):
         return
     estimate = credit_estimate(wallet, now=now)
-    if estimate.days is None or estimate.days >= row.reminder_days:
+    if estimate.days is None or row.reminder_days is None or estimate.days >= row.reminder_days:
         return
     wallet.reminder_sent_at = now
     notification_create(
