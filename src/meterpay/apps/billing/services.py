@@ -57,7 +57,6 @@ def deduction_post(
         raise WalletError({"lines": str(exc)}) from None
     posted = movement_post(
         actor=actor,
-        organisation_id=account.organisation_id,
         entry=entry,
         kind=JournalEntry.Kind.DEDUCTION,
         account=account,
@@ -95,7 +94,6 @@ def fee_charge(
         raise WalletError({"fee_code": str(exc)}) from None
     posted = movement_post(
         actor=actor,
-        organisation_id=account.organisation_id,
         entry=entry,
         kind=JournalEntry.Kind.FEE,
         account=account,

@@ -116,7 +116,6 @@ def refund_record(
         raise WalletError({"amount": str(exc)}) from None
     posted = movement_post(
         actor=actor,
-        organisation_id=account.organisation_id,
         entry=entry,
         kind=JournalEntry.Kind.REFUND,
         account=account,

@@ -148,7 +148,6 @@ def recharge_credit(
     meter-side account's money downloaded to its meter. A replay changes nothing."""
     posted = movement_post(
         actor=actor,
-        organisation_id=recharge.organisation_id,
         entry=entry,
         kind=JournalEntry.Kind.RECHARGE,
         account=recharge.account,

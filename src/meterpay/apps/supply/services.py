@@ -279,10 +279,10 @@ def evaluation_needed(wallet: Wallet, row: BalancePolicy, now: datetime) -> bool
 def movement_post(
     *,
     actor: Any,
-    organisation_id: int,
+    account: Account | None,
     entry: ledger.JournalEntry,
     kind: str,
-    account: Account | None = None,
+    organisation_id: int | None = None,
     channel: str = "",
     reference: str = "",
     reverses: JournalEntry | None = None,
@@ -290,7 +290,11 @@ def movement_post(
 ) -> Posted:
     """:func:`~meterpay.apps.ledger.services.entry_post`, then the account's wallet evaluated
     in the same transaction (alarms, cut-off, restore). A replay changed nothing: no evaluation.
-    Every money movement of an account goes through here."""
+    Every money movement of an account goes through here; ``organisation_id`` defaults to the
+    account's."""
+    if organisation_id is None:
+        assert account is not None, "an entry of no account names its organisation"
+        organisation_id = account.organisation_id
     posted = entry_post(
         actor=actor,
         organisation_id=organisation_id,
