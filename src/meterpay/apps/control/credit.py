@@ -25,22 +25,24 @@ meter's own rounding:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from meterpay.apps.audit.services import audit_record
 from meterpay.apps.control.models import BalanceDiscrepancy, MeterBalance, MeterCommand
 from meterpay.apps.control.services import (
-    _command_snapshot,
-    _finish,
-    _notify_gateway,
+    command_create,
+    command_finish,
+    command_meter_check,
+    command_replay,
+    command_requester_check,
     meter_command_not_done,
 )
 from meterpay.apps.meters.models import Gateway, Meter, Protocol
@@ -76,60 +78,43 @@ def meter_credit_request(
     """
     if kind not in MeterCommand.CREDIT_KINDS:
         raise ValidationError({"kind": f"not a credit command: {kind!r}"})
-    if requested_by not in MeterCommand.Requester.values:
-        raise ValidationError({"requested_by": f"unknown requester {requested_by!r}"})
+    command_requester_check(requested_by)
     if isinstance(amount_minor, bool) or not isinstance(amount_minor, int):
         raise ValidationError({"amount": "amounts are integer minor units"})
     if amount_minor <= 0 if kind == MeterCommand.Kind.CREDIT_DOWNLOAD else amount_minor < 0:
         raise ValidationError({"amount": "a download adds a positive amount"})
     if meter.kind == Meter.Kind.WATER or meter.protocol != Protocol.DLT645:
         raise ValidationError({"meter": "credit goes to DL/T 645 prepaid electricity meters"})
-    if meter.removed_on is not None:
-        raise ValidationError({"meter": "this meter was removed"})
-    if meter.gateway is None:
-        raise ValidationError({"meter": "this meter is not behind a gateway"})
+    command_meter_check(meter)
     if meter.gateway.kind == Gateway.Kind.MQTT:
         raise ValidationError({"meter": "credit is downloaded over DTU and serial server links"})
     key = idempotency_key.strip()[:100]
     if not key:
         raise ValidationError({"idempotency_key": "a credit command needs an idempotency key"})
-    existing = MeterCommand.objects.filter(
-        organisation_id=meter.organisation_id, idempotency_key=key
-    ).first()
+    existing = command_replay(
+        meter,
+        key,
+        same=lambda first: (
+            (first.meter_id, first.kind, first.amount_minor) == (meter.pk, kind, amount_minor)
+        ),
+    )
     if existing is not None:
-        if (existing.meter_id, existing.kind, existing.amount_minor) != (
-            meter.pk,
-            kind,
-            amount_minor,
-        ):
-            raise ValidationError({"idempotency_key": "this key was used for another command"})
         return existing
     balance = _balance_for_update(meter)  # serialises credit requests of one meter
-    try:
-        with transaction.atomic():
-            command = MeterCommand.objects.create(
-                organisation_id=meter.organisation_id,
-                meter=meter,
-                kind=kind,
-                amount_minor=amount_minor,
-                requested_by=requested_by,
-                requested_by_user=actor if isinstance(actor, models.Model) else None,
-                reason=reason[:200],
-                idempotency_key=key,
-                next_attempt_at=timezone.now(),
-            )
-    except IntegrityError:  # the same key, committed concurrently
-        return MeterCommand.objects.get(organisation_id=meter.organisation_id, idempotency_key=key)
-    if not balance.managed:
+    # Audited, and sent by the gateway at commit like every other command.
+    command, created = command_create(
+        actor=actor,
+        meter=meter,
+        kind=kind,
+        requested_by=requested_by,
+        reason=reason,
+        key=key,
+        at=timezone.now(),
+        amount_minor=amount_minor,
+    )
+    if created and not balance.managed:
         balance.managed = True
         balance.save(update_fields=["managed"])
-    audit_record(
-        actor=actor,
-        action="meter_command.request",
-        obj=command,
-        after={**_command_snapshot(command), "amount_minor": amount_minor},
-    )
-    _notify_gateway(command)  # like every other command: the gateway sends it at commit
     return command
 
 
@@ -162,6 +147,17 @@ def _flag(balance: MeterBalance, kind: str, detail: str, at: datetime) -> None:
     )
 
 
+def _flag_count(balance: MeterBalance, count: int, at: datetime) -> None:
+    """The meter's purchase count is not the one the platform confirmed."""
+    _flag(
+        balance,
+        BalanceDiscrepancy.Kind.PURCHASE_COUNT,
+        f"the meter reports purchase count {count}, "
+        f"the platform confirmed {balance.confirmed_count}",
+        at,
+    )
+
+
 def _compare(
     balance: MeterBalance, *, remaining: int | None, count: int | None, at: datetime
 ) -> None:
@@ -172,13 +168,7 @@ def _compare(
         and balance.confirmed_count is not None
         and count != balance.confirmed_count
     ):
-        _flag(
-            balance,
-            BalanceDiscrepancy.Kind.PURCHASE_COUNT,
-            f"the meter reports purchase count {count}, "
-            f"the platform confirmed {balance.confirmed_count}",
-            at,
-        )
+        _flag_count(balance, count, at)
     if remaining is None:
         return
     rose = (
@@ -238,6 +228,28 @@ class BalanceReport:
     at: datetime
 
 
+def _mirror(
+    balance: MeterBalance,
+    report: BalanceReport,
+    *,
+    judge: Callable[[MeterBalance, BalanceReport], None] | None = None,
+) -> bool:
+    """Apply a report to the mirror (not saved); False for an older read than the one mirrored.
+
+    ``judge`` is called first, while the balance still holds the previous figures.
+    """
+    if balance.reported_at is not None and report.at < balance.reported_at:
+        return False  # an older read than the one mirrored proves nothing new
+    if judge is not None:
+        judge(balance, report)
+    if report.remaining_minor is not None:
+        balance.remaining_minor = report.remaining_minor
+    if report.purchase_count is not None:
+        balance.purchase_count = report.purchase_count
+    balance.reported_at = report.at
+    return True
+
+
 @transaction.atomic
 def meter_balances_reported(*, reports: Sequence[BalanceReport]) -> int:
     """Mirror what meters report (latest value and time); flag discrepancies. Rows changed."""
@@ -260,10 +272,8 @@ def meter_balances_reported(*, reports: Sequence[BalanceReport]) -> int:
     changed: dict[int, MeterBalance] = {}
     # Late confirmations below only finish timed-out commands: this set stays right.
     in_flight = _in_flight(meter_id for meter_id, b in rows.items() if b.managed)
-    for report in sorted(reports, key=lambda r: r.at):
-        balance = rows.get(report.meter_id)
-        if balance is None or (balance.reported_at is not None and report.at < balance.reported_at):
-            continue  # an older read than the one mirrored proves nothing new
+
+    def judge(balance: MeterBalance, report: BalanceReport) -> None:
         if balance.managed:
             if report.purchase_count is not None:
                 _confirm_late(balance, report.purchase_count, report.at)
@@ -274,11 +284,11 @@ def meter_balances_reported(*, reports: Sequence[BalanceReport]) -> int:
                     count=report.purchase_count,
                     at=report.at,
                 )
-        if report.remaining_minor is not None:
-            balance.remaining_minor = report.remaining_minor
-        if report.purchase_count is not None:
-            balance.purchase_count = report.purchase_count
-        balance.reported_at = report.at
+
+    for report in sorted(reports, key=lambda r: r.at):
+        balance = rows.get(report.meter_id)
+        if balance is None or not _mirror(balance, report, judge=judge):
+            continue
         changed[balance.pk] = balance
     MeterBalance.objects.bulk_update(
         list(changed.values()),
@@ -320,19 +330,20 @@ def meter_credit_checked(
             command_id=command_id, at=at, error=error or "the purchase count could not be read"
         )
         return None
-    _mirror(balance, remaining_minor, purchase_count, at)
+    report = BalanceReport(
+        meter_id=balance.meter_id,
+        remaining_minor=remaining_minor,
+        purchase_count=purchase_count,
+        at=at,
+    )
+    if _mirror(balance, report):
+        balance.save(update_fields=["remaining_minor", "purchase_count", "reported_at"])
     number = command.purchase_number
     if number is None:
         expected = balance.confirmed_count
         if expected is not None and purchase_count != expected:
-            _flag(
-                balance,
-                BalanceDiscrepancy.Kind.PURCHASE_COUNT,
-                f"the meter reports purchase count {purchase_count}, the platform confirmed "
-                f"{expected}",
-                at,
-            )
-            _finish(
+            _flag_count(balance, purchase_count, at)
+            command_finish(
                 command,
                 actor=actor,
                 status=MeterCommand.Status.FAILED,
@@ -364,7 +375,7 @@ def meter_credit_checked(
             refused=refused,
         )
         return None
-    _finish(
+    command_finish(
         command,
         actor=actor,
         status=MeterCommand.Status.FAILED,
@@ -373,17 +384,6 @@ def meter_credit_checked(
         f"expected {number - 1} or {number}",
     )
     return None
-
-
-def _mirror(balance: MeterBalance, remaining: int | None, count: int | None, at: datetime) -> None:
-    if balance.reported_at is not None and at < balance.reported_at:
-        return
-    if remaining is not None:
-        balance.remaining_minor = remaining
-    if count is not None:
-        balance.purchase_count = count
-    balance.reported_at = at
-    balance.save(update_fields=["remaining_minor", "purchase_count", "reported_at"])
 
 
 def _confirm(
@@ -413,7 +413,7 @@ def _confirm(
     command.confirmed_amount_minor = confirmed
     command.save(update_fields=["confirmed_amount_minor"])
     moved = "added" if command.kind == MeterCommand.Kind.CREDIT_DOWNLOAD else "taken back"
-    _finish(
+    command_finish(
         command,
         actor=actor,
         status=MeterCommand.Status.CONFIRMED,

@@ -69,9 +69,10 @@ def _supply_for_update(meter: Meter) -> MeterSupplyState:
     return MeterSupplyState.objects.select_for_update().get(pk=state.pk)
 
 
-def _finish(
+def command_finish(
     command: MeterCommand, *, actor: Actor, status: str, at: datetime, outcome: str
 ) -> MeterCommand:
+    """End a command with ``status`` and ``outcome``, audited (in the caller's transaction)."""
     before = _command_snapshot(command)
     command.status = status
     command.finished_at = at
@@ -98,6 +99,76 @@ def _notify_gateway(command: MeterCommand) -> None:
             cursor.execute("SELECT pg_notify(%s, %s)", [COMMANDS_CHANNEL, str(command.command_id)])
 
 
+def command_requester_check(requested_by: str) -> None:
+    if requested_by not in MeterCommand.Requester.values:
+        raise ValidationError({"requested_by": f"unknown requester {requested_by!r}"})
+
+
+def command_meter_check(meter: Meter) -> None:
+    """A command goes to a meter still in place, behind a gateway."""
+    if meter.removed_on is not None:
+        raise ValidationError({"meter": "this meter was removed"})
+    if meter.gateway_id is None:
+        raise ValidationError({"meter": "this meter is not behind a gateway"})
+
+
+def command_replay(
+    meter: Meter, key: str | None, *, same: Callable[[MeterCommand], bool]
+) -> MeterCommand | None:
+    """The command first written under idempotency ``key``, if any; ``same`` tells whether it
+    asked for what is asked again (else the key was reused for another command: an error)."""
+    if key is None:
+        return None
+    existing = MeterCommand.objects.filter(
+        organisation_id=meter.organisation_id, idempotency_key=key
+    ).first()
+    if existing is not None and not same(existing):
+        raise ValidationError({"idempotency_key": "this key was used for another command"})
+    return existing
+
+
+def command_create(
+    *,
+    actor: Actor,
+    meter: Meter,
+    kind: str,
+    requested_by: str,
+    reason: str,
+    key: str | None,
+    at: datetime,
+    amount_minor: int | None = None,
+) -> tuple[MeterCommand, bool]:
+    """Write a requested command, audit it and wake the gateway (in the caller's transaction).
+
+    Returns ``(command, created)``: with ``created`` False, the row that was written
+    concurrently under the same idempotency key (neither audited nor notified again).
+    """
+    try:
+        with transaction.atomic():
+            command = MeterCommand.objects.create(
+                organisation_id=meter.organisation_id,
+                meter=meter,
+                kind=kind,
+                amount_minor=amount_minor,
+                requested_by=requested_by,
+                requested_by_user=actor if isinstance(actor, models.Model) else None,
+                reason=reason[:200],
+                idempotency_key=key,
+                next_attempt_at=at,
+            )
+    except IntegrityError:  # the same idempotency key, committed concurrently
+        concurrent = MeterCommand.objects.get(
+            organisation_id=meter.organisation_id, idempotency_key=key
+        )
+        return concurrent, False
+    after = _command_snapshot(command)
+    if amount_minor is not None:  # a credit command's amount
+        after["amount_minor"] = amount_minor
+    audit_record(actor=actor, action="meter_command.request", obj=command, after=after)
+    _notify_gateway(command)  # the gateway sends it at commit
+    return command, True
+
+
 def backoff(attempts: int, base: timedelta = BACKOFF_BASE) -> timedelta:
     """Wait before attempt ``attempts + 1``: base, 2 x base, 4 x base ... up to the cap."""
     return min(base * (2 ** max(attempts - 1, 0)), BACKOFF_CAP)
@@ -118,30 +189,24 @@ def meter_command_request(
     A pending command that asks for the opposite is superseded; one that asks for the same is
     returned instead of a second row. With an ``idempotency_key``, a replay returns the first.
     """
-    if requested_by not in MeterCommand.Requester.values:
-        raise ValidationError({"requested_by": f"unknown requester {requested_by!r}"})
+    command_requester_check(requested_by)
     if kind not in MeterCommand.Kind.values:
         raise ValidationError({"kind": f"unknown command {kind!r}"})
     allowed = WATER_KINDS if meter.kind == Meter.Kind.WATER else ELECTRICITY_KINDS
     if kind not in allowed:
         raise ValidationError({"kind": "water meters have a valve, electricity meters a relay"})
-    if meter.removed_on is not None:
-        raise ValidationError({"meter": "this meter was removed"})
-    if meter.gateway_id is None:
-        raise ValidationError({"meter": "this meter is not behind a gateway"})
+    command_meter_check(meter)
     if idempotency_key is not None:
         idempotency_key = idempotency_key.strip()[:100] or None
-    if idempotency_key is not None:
-        existing = MeterCommand.objects.filter(
-            organisation_id=meter.organisation_id, idempotency_key=idempotency_key
-        ).first()
-        if existing is not None:
-            if existing.meter_id != meter.pk or existing.kind != kind:
-                raise ValidationError({"idempotency_key": "this key was used for another command"})
-            return existing
+    existing = command_replay(
+        meter,
+        idempotency_key,
+        same=lambda first: first.meter_id == meter.pk and first.kind == kind,
+    )
+    if existing is not None:
+        return existing
     now = timezone.now()
     supply = _supply_for_update(meter)  # serialises requests for one meter
-    user = actor if isinstance(actor, models.Model) else None
     same = MeterCommand.objects.filter(
         meter=meter, status=MeterCommand.Status.PENDING, kind=kind
     ).first()
@@ -153,26 +218,17 @@ def meter_command_request(
             after={"reason": reason[:200], "requested_by": requested_by},
         )
         return same
-    try:
-        with transaction.atomic():
-            command = MeterCommand.objects.create(
-                organisation_id=meter.organisation_id,
-                meter=meter,
-                kind=kind,
-                requested_by=requested_by,
-                requested_by_user=user,
-                reason=reason[:200],
-                idempotency_key=idempotency_key,
-                next_attempt_at=now,
-            )
-    except IntegrityError:  # the same idempotency key, committed concurrently
-        return MeterCommand.objects.get(
-            organisation_id=meter.organisation_id, idempotency_key=idempotency_key
-        )
-    audit_record(
-        actor=actor, action="meter_command.request", obj=command, after=_command_snapshot(command)
+    command, created = command_create(
+        actor=actor,
+        meter=meter,
+        kind=kind,
+        requested_by=requested_by,
+        reason=reason,
+        key=idempotency_key,
+        at=now,
     )
-    _notify_gateway(command)
+    if not created:
+        return command
     contradicting = (
         MeterCommand.objects.filter(meter=meter, status=MeterCommand.Status.PENDING)
         .exclude(pk=command.pk)
@@ -181,7 +237,7 @@ def meter_command_request(
     for old in contradicting.select_for_update():
         old.superseded_by = command
         old.save(update_fields=["superseded_by"])
-        _finish(
+        command_finish(
             old,
             actor=actor,
             status=MeterCommand.Status.SUPERSEDED,
@@ -269,7 +325,7 @@ def meter_command_not_done(
     if command is None or command.status == MeterCommand.Status.PENDING:
         return command
     if refused:
-        return _finish(
+        return command_finish(
             command,
             actor=actor,
             status=MeterCommand.Status.FAILED,
@@ -279,7 +335,7 @@ def meter_command_not_done(
     if command.attempts >= max_attempts:
         never_acknowledged = command.acknowledged_at is None
         status = MeterCommand.Status.TIMED_OUT if never_acknowledged else MeterCommand.Status.FAILED
-        return _finish(
+        return command_finish(
             command,
             actor=actor,
             status=status,
@@ -336,7 +392,7 @@ def supply_state_reported(
             if latest.status == MeterCommand.Status.TIMED_OUT
             else "status read"
         )
-        return _finish(
+        return command_finish(
             latest,
             actor=actor,
             status=MeterCommand.Status.CONFIRMED,
@@ -357,7 +413,7 @@ def meter_commands_expire(
     )
     count = 0
     for command in stale:
-        _finish(
+        command_finish(
             command,
             actor=actor,
             status=MeterCommand.Status.TIMED_OUT,
