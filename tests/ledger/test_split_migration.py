@@ -11,7 +11,6 @@ ledger triggers guard the renamed tables. The database is left at the latest mig
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -440,15 +439,7 @@ def test_the_split_keeps_every_row_balance_and_guard(executor: MigrationExecutor
     assert {f"wallets_{name.lower()}" for name in MOVED} <= tables
     assert not {table for _app, table in MOVED.values()} & tables
     if postgres:
-        # Unapplying ledger 0003 drops the ledger's triggers without bringing back those of
-        # wallets 0002, so put them back as wallets 0002 made them: the forward run then starts
-        # from what a database from before the split has.
-        if not pg_triggers("wallets_posting"):
-            triggers = importlib.import_module(
-                "meterpay.apps.wallets.migrations.0002_ledger_triggers"
-            )
-            with connection.cursor() as cursor:
-                cursor.execute(triggers.BALANCED)
+        # unapplying ledger 0003 brings back the triggers of wallets 0002, on the old tables
         assert pg_triggers("wallets_posting") == {
             "wallets_posting_balanced",
             "wallets_posting_immutable",

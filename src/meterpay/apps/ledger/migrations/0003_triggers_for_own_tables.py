@@ -6,6 +6,7 @@ journal entry's postings sum to zero (checked at commit), and ledger rows are ne
 deleted. Other databases rely on the service's checks.
 """
 
+import importlib
 from typing import Any
 
 from django.db import migrations
@@ -66,9 +67,16 @@ def forwards(apps: Any, schema_editor: Any) -> None:
         schema_editor.execute(OLD + BALANCED, params=None)
 
 
+def _wallets_triggers() -> str:
+    """wallets 0002's triggers, put on the tables while they still have the ledger's names
+    (0002 renames them back next; triggers follow their tables)."""
+    module = importlib.import_module("meterpay.apps.wallets.migrations.0002_ledger_triggers")
+    return str(module.BALANCED).replace(" ON wallets_", " ON ledger_")
+
+
 def backwards(apps: Any, schema_editor: Any) -> None:
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(UNDO, params=None)
+        schema_editor.execute(UNDO + _wallets_triggers(), params=None)
 
 
 class Migration(migrations.Migration):
