@@ -50,8 +50,21 @@ MOVED = {
     "StatementImport": ("payments", "payments_statementimport"),
     "StatementLine": ("payments", "payments_statementline"),
     "DeductionState": ("billing", "billing_deductionstate"),
-    "PostpaidBill": ("billing", "billing_postpaidbill"),
+    "PostpaidBill": ("billing", "billing_bill"),
 }
+#: Models a later migration renamed (billing 0003: the postpaid statements became bills).
+RENAMED = {"PostpaidBill": "Bill"}
+
+
+def later_changes(name: str, row: dict[str, Any]) -> dict[str, Any]:
+    """A row as later migrations left it: billing 0003 renamed the statement's amount and took
+    "open" for "issued"; the columns it added are checked in tests/billing."""
+    if name != "PostpaidBill":
+        return row
+    row = {("due_minor" if k == "amount_minor" else k): v for k, v in row.items()}
+    row["status"] = {"open": "issued"}.get(row["status"], "paid")
+    return row
+
 #: Columns that later migrations drop on purpose (supply 0003: the default tariffs moved to the
 #: tariffs app, tariffs 0003 carried them over).
 DROPPED = {"BalancePolicy": {"default_tariff", "default_water_tariff"}}
@@ -465,14 +478,16 @@ def test_the_split_keeps_every_row_balance_and_guard(executor: MigrationExecutor
 
     # Every moved row, by primary key, with the same values (foreign keys included).
     for name, (app, table) in MOVED.items():
-        model = current_apps.get_model(app, name)
+        model = current_apps.get_model(app, RENAMED.get(name, name))
         assert model._meta.db_table == table
         after = {row["id"]: row for row in model.objects.values()}
         assert after.keys() == book.rows[name].keys(), name
         for pk, before in book.rows[name].items():
+            before = later_changes(name, before)
             gone = set(before) - set(after[pk])
             assert gone == DROPPED.get(name, set()), (name, gone)
-            assert after[pk] == {k: v for k, v in before.items() if k not in gone}, (name, pk)
+            kept = {k: v for k, v in after[pk].items() if k in before}
+            assert kept == {k: v for k, v in before.items() if k not in gone}, (name, pk)
 
     # The database's own foreign keys point at the renamed tables.
     for _app, table in MOVED.values():

@@ -14,7 +14,7 @@ from django.utils import timezone
 from meterpay.apps.billing.bills import postpaid_bill_issue
 from meterpay.apps.billing.deductions import deductions_run, meter_deduct
 from meterpay.apps.billing.demo import DEMO_ELECTRICITY_TARIFF
-from meterpay.apps.billing.models import DeductionState, PostpaidBill
+from meterpay.apps.billing.models import Bill, DeductionState
 from meterpay.apps.billing.services import deduction_post, fee_charge
 from meterpay.apps.control.models import MeterCommand
 from meterpay.apps.customers.models import Account
@@ -190,7 +190,7 @@ def test_postpaid_cut_after_due_date_and_grace_restore_on_payment(org: Any, poli
     assert wallet(org).supply == "cut_for_balance" and commands(org) == ["relay_trip"]
     recharge(org, "30.00", "pay")
     bill.refresh_from_db()
-    assert bill.status == PostpaidBill.Status.PAID
+    assert bill.status == Bill.Status.PAID
     assert wallet(org).supply == "on" and commands(org) == ["relay_trip", "relay_close"]
 
 

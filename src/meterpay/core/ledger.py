@@ -110,6 +110,13 @@ class ChargeType(StrEnum):
     DEMAND = "demand"
     SURCHARGE = "surcharge"
     FEES = "fees"
+    RENT = "rent"
+    PROPERTY_FEE = "property_fee"
+    SERVICE_FEE = "service_fee"
+    OTHER_CHARGES = "other_charges"
+    PUBLIC_SHARE = "public_share"
+    LINE_LOSS = "line_loss"
+    ADJUSTMENT = "adjustment"
 
 
 class Channel(StrEnum):
@@ -607,6 +614,83 @@ def build_refund_payout(
         occurred_at,
         memo or f"refund paid by {channel}",
         [(REFUNDS_PAYABLE, amount_minor), (target, -amount_minor)],
+        currency,
+    )
+
+
+class BillTarget(StrEnum):
+    """Where a bill's charges are owed: the wallet (deducted, or a postpaid account's running
+    account) or the account's receivable (a payment request apart from the prepaid wallet)."""
+
+    WALLET = "wallet"
+    RECEIVABLE = "receivable"
+
+
+def _bill_target(target: BillTarget, account_id: str) -> LedgerAccount:
+    if BillTarget(target) is BillTarget.WALLET:
+        return wallet_account(account_id)
+    return receivable_account(account_id)
+
+
+def build_bill_charges(
+    *,
+    account_id: str,
+    lines: Sequence[tuple[ChargeType, int]],
+    target: BillTarget,
+    reference: str,
+    occurred_at: datetime,
+    currency: str = "CNY",
+    memo: str = "",
+) -> JournalEntry:
+    """What a bill books when it is issued: Dr target (the sum), Cr revenue per charge type.
+
+    ``lines`` are minor units, rounded already (each bill line once); a negative line (a
+    rating adjustment in the customer's favour, a credit) is a debit of its revenue account.
+    Lines of one charge type are summed into one posting. The key names the bill, so issuing
+    it twice books it once.
+    """
+    by_type: dict[ChargeType, int] = {}
+    for charge_type, minor in lines:
+        if not isinstance(minor, int) or isinstance(minor, bool):
+            raise InvalidAmount(f"bill line amounts are int minor units, got {minor!r}")
+        kind = ChargeType(charge_type)
+        by_type[kind] = by_type.get(kind, 0) + minor
+    total = sum(by_type.values())
+    if not any(by_type.values()):
+        raise NothingToPost("the bill books nothing")
+    debit = _bill_target(target, account_id)
+    key = make_idempotency_key(movement="bill", parts=[debit.code, reference])
+    credits = [(revenue_account(kind), -minor) for kind, minor in sorted(by_type.items())]
+    return _entry(
+        key, occurred_at, memo or f"bill {reference}", [(debit, total), *credits], currency
+    )
+
+
+def build_bill_payment(
+    *,
+    account_id: str,
+    amount_minor: int,
+    channel: Channel,
+    reference: str,
+    occurred_at: datetime,
+    currency: str = "CNY",
+    forwarding_provider: str | None = None,
+    memo: str = "",
+) -> JournalEntry:
+    """A payment of requested charges: Dr channel, Cr the account's receivable.
+
+    ``reference`` identifies the payment within its channel, as for a recharge, so the same
+    payment can never settle two accounts' bills.
+    """
+    if not isinstance(amount_minor, int) or isinstance(amount_minor, bool) or amount_minor <= 0:
+        raise InvalidAmount(f"a payment must be positive int minor units, got {amount_minor!r}")
+    source = channel_account(channel=channel, forwarding_provider=forwarding_provider)
+    key = make_idempotency_key(movement="bill-payment", parts=[source.code, reference])
+    return _entry(
+        key,
+        occurred_at,
+        memo or f"bill payment by {channel}",
+        [(source, amount_minor), (receivable_account(account_id), -amount_minor)],
         currency,
     )
 

@@ -19,3 +19,19 @@ def deductions_run_periodic() -> int:
     from meterpay.apps.billing.deductions import deductions_run
 
     return deductions_run()
+
+
+@db_periodic_task(crontab(minute="20", hour="1"))
+def bill_runs_scheduled_periodic() -> int:
+    """Every night: the scheduled month-end runs that are due."""
+    from meterpay.apps.billing.runs import bill_runs_scheduled
+
+    return len(bill_runs_scheduled())
+
+
+@db_periodic_task(crontab(minute="40", hour="9"))
+def bills_overdue_periodic() -> int:
+    """Every morning (not at night): overdue bills reminded; arrears cut by the supply rules."""
+    from meterpay.apps.billing.bills import bills_overdue_run
+
+    return bills_overdue_run()

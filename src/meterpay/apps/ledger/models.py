@@ -88,6 +88,8 @@ class JournalEntry(_Immutable, OrgOwned):
         REVERSAL = "reversal", _("Reversal")
         ARREARS = "arrears", _("Arrears at closure")
         METER_CREDIT = "meter_credit", _("Credit on the meter")
+        BILL = "bill", _("Bill")
+        BILL_PAYMENT = "bill_payment", _("Bill payment")
 
     idempotency_key = models.CharField(_("idempotency key"), max_length=255)
     occurred_at = models.DateTimeField(_("occurred at"))

@@ -49,6 +49,7 @@ class Notification(OrgOwned):
         CUT_OFF = "cut_off", _("Supply cut off")
         CUT_DEFERRED = "cut_deferred", _("Cut-off deferred")
         RESTORE = "restore", _("Supply restored")
+        BILL_ISSUED = "bill_issued", _("Bill issued")
         BILL_DUE = "bill_due", _("Bill overdue")
         TEST = "test", _("Test message")
 

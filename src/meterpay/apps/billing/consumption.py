@@ -1,0 +1,294 @@
+"""What an account consumed in a bill's period, as bill lines.
+
+The amounts of metered consumption are in the ledger already: real-time deductions post them
+as readings arrive (postpaid accounts too: their wallet runs below zero). A bill therefore
+*shows* consumption, it does not book it again:
+
+* the detail (TOU and tier lines, basic charge, power-factor adjustment, water and its
+  surcharges) comes from the rating accumulator the deductions kept (``DeductionState``) when
+  the period is whole months and the tariff is the one the state was built with, so the lines
+  are exactly what was deducted; otherwise the period's booked intervals are rated afresh;
+* the consumption total is the sum of the deduction entries the ledger holds for the period
+  (entries whose rated end falls in ``(start, end]``); when the detail and the ledger differ
+  (a reading that straddles the period's edge, a tariff changed mid-month, a late reading
+  rated into the next month), a "difference to real-time deductions" line shows it, so the
+  bill's total is always what the ledger took.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db.models import Max, Min, Q, Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from meterpay.apps.billing.lines import LineDraft, Section, price_micro
+from meterpay.apps.billing.models import DeductionState
+from meterpay.apps.customers.models import Account
+from meterpay.apps.ledger.models import JournalEntry
+from meterpay.apps.meters.models import Meter
+from meterpay.apps.readings.models import Interval
+from meterpay.apps.tariffs.selectors import TariffBook
+from meterpay.core import tariffs
+from meterpay.core.ledger import ChargeType
+from meterpay.core.money import to_minor
+from meterpay.core.tariffs.engine import RatingAccumulator
+
+WALLET = "wallet"
+FOUR_PLACES = Decimal("0.0001")
+
+#: Engine component → bill section and ledger charge type.
+_COMPONENTS: dict[str, tuple[str, ChargeType]] = {
+    "energy": (Section.ENERGY, ChargeType.ENERGY),
+    "basic": (Section.BASIC, ChargeType.BASIC_CHARGE),
+    "demand": (Section.BASIC, ChargeType.DEMAND),
+    "power_factor": (Section.POWER_FACTOR, ChargeType.SURCHARGE),
+    "water": (Section.WATER, ChargeType.WATER),
+    "surcharge": (Section.WATER, ChargeType.SURCHARGE),
+    "fixed": (Section.CHARGES, ChargeType.FEES),
+    "custom": (Section.CHARGES, ChargeType.FEES),
+    "minimum": (Section.ENERGY, ChargeType.ENERGY),
+    "rerate": (Section.ADJUSTMENT, ChargeType.ENERGY),
+}
+
+
+def moment(day: date, zone: ZoneInfo) -> datetime:
+    """The start of ``day`` in the organisation's time zone (period edges are local days)."""
+    return datetime.combine(day, time(), tzinfo=zone)
+
+
+def months_of(start: date, end: date) -> list[str] | None:
+    """The months ``[start, end)`` covers if it is whole months, else None."""
+    if start.day != 1 or end.day != 1:
+        return None
+    months = []
+    year, month = start.year, start.month
+    while (year, month) < (end.year, end.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+@dataclass(slots=True)
+class MeterUsage:
+    meter_id: int
+    address: str
+    kind: str
+    utility: str
+    multiplier: int
+    consumption: Decimal = Decimal(0)
+    first_reading: Decimal | None = None
+    last_reading: Decimal | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "meter_id": self.meter_id,
+            "address": self.address,
+            "kind": self.kind,
+            "utility": self.utility,
+            "multiplier": self.multiplier,
+            "consumption": str(self.consumption),
+            "first_reading": None if self.first_reading is None else str(self.first_reading),
+            "last_reading": None if self.last_reading is None else str(self.last_reading),
+        }
+
+
+@dataclass(slots=True)
+class AccountConsumption:
+    lines: list[LineDraft] = field(default_factory=list)
+    meters: list[MeterUsage] = field(default_factory=list)
+    deducted_minor: int = 0  # what the ledger's deductions of the period took
+
+    @property
+    def kwh(self) -> Decimal:
+        return sum((m.consumption for m in self.meters if m.utility == "electricity"), Decimal(0))
+
+    @property
+    def m3(self) -> Decimal:
+        return sum((m.consumption for m in self.meters if m.utility == "water"), Decimal(0))
+
+    def usage(self, utility: str) -> Decimal:
+        return self.kwh if utility == "electricity" else self.m3
+
+
+def _utility(meter: Meter) -> str:
+    return "water" if meter.kind == Meter.Kind.WATER else "electricity"
+
+
+def _meters(account_ids: Sequence[int], start: date) -> list[Meter]:
+    return list(
+        Meter.objects.filter(account_id__in=account_ids)
+        .filter(Q(removed_on__isnull=True) | Q(removed_on__gte=start))
+        .order_by("account_id", "kind", "pk")
+    )
+
+
+def meter_usage(
+    meters: Iterable[Meter], start_at: datetime, end_at: datetime
+) -> dict[int, MeterUsage]:
+    """Booked consumption per meter in ``[start_at, end_at)`` (one aggregate query)."""
+    found = {m.pk: MeterUsage(m.pk, m.address, m.kind, _utility(m), m.multiplier) for m in meters}
+    if not found:
+        return found
+    rows = (
+        Interval.objects.filter(
+            meter_id__in=list(found), booked=True, end_at__gt=start_at, end_at__lte=end_at
+        )
+        .values("meter_id")
+        .annotate(
+            total=Sum("consumption"), first=Min("start_read__total"), last=Max("end_read__total")
+        )
+    )
+    for row in rows:
+        usage = found[row["meter_id"]]
+        # quantized: SQLite sums the column as floating point
+        usage.consumption = Decimal(row["total"] or 0).quantize(FOUR_PLACES)
+        usage.first_reading = (
+            None if row["first"] is None else Decimal(row["first"]).quantize(FOUR_PLACES)
+        )
+        usage.last_reading = (
+            None if row["last"] is None else Decimal(row["last"]).quantize(FOUR_PLACES)
+        )
+    return found
+
+
+def _deducted(account_ids: Sequence[int], start_at: datetime, end_at: datetime) -> dict[int, int]:
+    """What the ledger's real-time deductions took per account in ``(start_at, end_at]``."""
+    rows = (
+        JournalEntry.objects.filter(
+            account_id__in=account_ids,
+            kind=JournalEntry.Kind.DEDUCTION,
+            reference__startswith="meter-",
+            occurred_at__gt=start_at,
+            occurred_at__lte=end_at,
+        )
+        .values("account_id")
+        .annotate(taken=Sum("wallet_amount"))
+    )
+    return {row["account_id"]: -int(row["taken"] or 0) for row in rows}
+
+
+def _draft(line: tariffs.Line, meter: Meter, currency: str) -> LineDraft:
+    section, charge_type = _COMPONENTS.get(line.component, (Section.ENERGY, ChargeType.ENERGY))
+    if meter.kind == Meter.Kind.WATER and section == Section.ENERGY:
+        section, charge_type = Section.WATER, ChargeType.WATER
+    return LineDraft(
+        section=section,
+        label=line.label,
+        amount_minor=to_minor(line.amount, currency),
+        charge_type=charge_type,
+        settles=WALLET,
+        posted=False,
+        quantity=line.quantity,
+        unit=line.unit,
+        unit_price_micro=price_micro(line.unit_price),
+        meter_id=meter.pk,
+        detail={"month": line.month, "component": line.component, "meter": meter.address},
+    )
+
+
+def _local(moment_: datetime, zone: ZoneInfo) -> datetime:
+    return moment_.astimezone(zone).replace(tzinfo=None)
+
+
+def accounts_consumption(
+    *, accounts: Sequence[Account], start: date, end: date, currency: str = "CNY"
+) -> dict[int, AccountConsumption]:
+    """Consumption lines, meter usage and the period's deductions of many accounts at once."""
+    zone = ZoneInfo(timezone.get_current_timezone_name())
+    start_at, end_at = moment(start, zone), moment(end, zone)
+    ids = [a.pk for a in accounts]
+    result = {a.pk: AccountConsumption() for a in accounts}
+    if not ids:
+        return result
+    meters = _meters(ids, start)
+    usage = meter_usage(meters, start_at, end_at)
+    for account_id, taken in _deducted(ids, start_at, end_at).items():
+        result[account_id].deducted_minor = taken
+    states = {
+        (s.account_id, s.meter_id): s.state
+        for s in DeductionState.objects.filter(account_id__in=ids).only(
+            "account_id", "meter_id", "state"
+        )
+    }
+    book = TariffBook(accounts)
+    by_id = {a.pk: a for a in accounts}
+    months = months_of(start, end)
+    fresh: list[tuple[Meter, tariffs.Tariff, tariffs.AccountTerms]] = []
+    for meter in meters:
+        assert meter.account_id is not None
+        account = by_id[meter.account_id]
+        consumption = result[account.pk]
+        consumption.meters.append(usage[meter.pk])
+        found = book.in_force(account, _utility(meter), start_at)
+        if found is None:
+            continue
+        tariff, terms = found
+        state = states.get((account.pk, meter.pk))
+        if months is not None and state and state.get("tariff_id") == tariff.id:
+            accumulator = RatingAccumulator.from_state(tariff=tariff, account=terms, state=state)
+            for month in months:
+                if month in accumulator.months:
+                    consumption.lines.extend(
+                        _draft(line, meter, currency)
+                        for line in accumulator.month_lines(month)
+                        if line.amount or line.quantity
+                    )
+        elif usage[meter.pk].consumption:
+            fresh.append((meter, tariff, terms))
+    if fresh:
+        _rate_afresh(fresh, result, start_at, end_at, zone, currency)
+    for consumption in result.values():
+        shown = sum(line.amount_minor for line in consumption.lines)
+        difference = consumption.deducted_minor - shown
+        if difference:
+            consumption.lines.append(
+                LineDraft(
+                    section=Section.ADJUSTMENT,
+                    label=_("Difference to real-time deductions"),
+                    amount_minor=difference,
+                    charge_type=ChargeType.ENERGY,
+                    settles=WALLET,
+                    posted=False,
+                    detail={"reason": "deductions_differ"},
+                )
+            )
+    return result
+
+
+def _rate_afresh(
+    fresh: list[tuple[Meter, tariffs.Tariff, tariffs.AccountTerms]],
+    result: dict[int, AccountConsumption],
+    start_at: datetime,
+    end_at: datetime,
+    zone: ZoneInfo,
+    currency: str,
+) -> None:
+    intervals: dict[int, list[tariffs.Interval]] = {}
+    for meter_id, start, end, quantity in (
+        Interval.objects.filter(
+            meter_id__in=[item[0].pk for item in fresh],
+            booked=True,
+            end_at__gt=start_at,
+            end_at__lte=end_at,
+        )
+        .order_by("meter_id", "end_at")
+        .values_list("meter_id", "start_at", "end_at", "consumption")
+    ):
+        intervals.setdefault(meter_id, []).append(
+            tariffs.Interval(
+                start=_local(start, zone), end=_local(end, zone), quantity=Decimal(quantity)
+            )
+        )
+    for meter, tariff, terms in fresh:
+        rated = tariffs.rate(tariff=tariff, intervals=intervals.get(meter.pk, []), account=terms)
+        assert meter.account_id is not None
+        result[meter.account_id].lines.extend(
+            _draft(line, meter, currency) for line in rated.lines if line.amount or line.quantity
+        )
