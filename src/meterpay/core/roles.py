@@ -33,6 +33,11 @@ class Permission(StrEnum):
     MANAGE_PAYMENT_PROVIDERS = "manage_payment_providers"  # online payment credentials
     MANAGE_BALANCE_POLICY = "manage_balance_policy"  # alarms, cut-off, overrides per account
     MANAGE_NOTIFICATIONS = "manage_notifications"  # notification channels, test messages
+    MANAGE_CHARGES = "manage_charges"  # charge items, public-area and line-loss groups, schedules
+    ENTER_GRID_READINGS = "enter_grid_readings"  # the supply company's meter, read by hand
+    RUN_BILLS = "run_bills"  # make and remake draft bill runs
+    ISSUE_BILLS = "issue_bills"  # confirm and issue runs, credit notes and corrected bills
+    MANAGE_BILL_TEMPLATES = "manage_bill_templates"  # print templates, logo and seal
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -47,6 +52,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.IMPORT_DATA,
             Permission.MANAGE_OWN_TOKENS,
             Permission.MANAGE_NOTIFICATIONS,
+            Permission.ENTER_GRID_READINGS,
+            Permission.RUN_BILLS,
         }
     ),
     Role.FINANCE: frozenset(
@@ -58,6 +65,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MANAGE_OWN_TOKENS,
             Permission.VIEW_AUDIT,
             Permission.MANAGE_BALANCE_POLICY,
+            Permission.MANAGE_CHARGES,
+            Permission.ENTER_GRID_READINGS,
+            Permission.RUN_BILLS,
+            Permission.ISSUE_BILLS,
+            Permission.MANAGE_BILL_TEMPLATES,
         }
     ),
     Role.VIEWER: frozenset({Permission.VIEW}),
