@@ -346,3 +346,52 @@ def test_bad_inputs_write_nothing(mall: Mall) -> None:
     with pytest.raises(BillError, match="area"):
         mall.run()
     assert BillRun.objects.count() == 0 and Bill.objects.count() == 0
+
+
+def test_move_out_final_bill_refund_and_month_end_shares_add_up(mall: Mall) -> None:
+    from meterpay.apps.billing.settlement import account_move_out
+    from meterpay.apps.payments.services import recharge_record
+
+    Account.objects.filter(pk=mall.shop_a.pk).update(move_in_on=NOV)
+    recharge_record(
+        actor="t", account=mall.shop_a, amount="5000.00", channel="cash", idempotency_key="k"
+    )
+    # A moves out on 30 November; its meter read 1300 on 1 December
+    with pytest.raises(BillError, match="below its last reading"):
+        account_move_out(
+            actor="t",
+            account=mall.shop_a,
+            move_out_on=date(2026, 11, 30),
+            final_readings={mall.org.meter.pk: Decimal("900")},
+            read_at=local(date(2026, 12, 2)),
+        )
+    assert Account.objects.get(pk=mall.shop_a.pk).status == "open"  # nothing happened
+    balance = Wallet.objects.get(account=mall.shop_a).balance_minor
+    moved = account_move_out(
+        actor="t",
+        account=mall.shop_a,
+        move_out_on=date(2026, 11, 30),
+        final_readings={mall.org.meter.pk: Decimal("1305")},
+        read_at=local(date(2026, 12, 2)),
+    )
+    bill = moved.bill
+    assert moved.account.status == "closed" and bill.kind == "final"
+    sections = lines(bill)
+    assert sections == {
+        "energy": 20400 + 340,  # November, and 1 December's 5 kWh read at move-out
+        "charges": 300000 + 30000,
+        "public_share": 5100,  # 81.60 shared 50:30 by area
+        "line_loss": 1600,  # 24.00 shared 300:150 by usage
+    }
+    # the wallet paid the booked lines and the rest was refunded: it ends at zero
+    assert Wallet.objects.get(account=mall.shop_a).balance_minor == 0
+    assert moved.settlement.refund_minor == balance - 340 - 330000 - 5100 - 1600
+    assert bill.unpaid_minor == 0 and bill.status == "paid"
+    assert ledger_mismatches() == []
+
+    # the month end: B shares what is left of the month, and the parts sum to the wholes
+    run = mall.run()
+    assert [b.account_id for b in run.bills.all()] == [mall.shop_b.pk]
+    b_lines = lines(run.bills.get())
+    assert sections["public_share"] + b_lines["public_share"] == 8160
+    assert sections["line_loss"] + b_lines["line_loss"] == 2400

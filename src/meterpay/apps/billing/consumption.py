@@ -198,11 +198,21 @@ def _local(moment_: datetime, zone: ZoneInfo) -> datetime:
 
 
 def accounts_consumption(
-    *, accounts: Sequence[Account], start: date, end: date, currency: str = "CNY"
+    *,
+    accounts: Sequence[Account],
+    start: date,
+    end: date,
+    currency: str = "CNY",
+    until: datetime | None = None,
 ) -> dict[int, AccountConsumption]:
-    """Consumption lines, meter usage and the period's deductions of many accounts at once."""
+    """Consumption lines, meter usage and the period's deductions of many accounts at once.
+
+    ``until`` (a final bill) takes consumption up to that moment instead of the period's end.
+    """
     zone = ZoneInfo(timezone.get_current_timezone_name())
     start_at, end_at = moment(start, zone), moment(end, zone)
+    if until is not None and until > end_at:
+        end_at = until
     ids = [a.pk for a in accounts]
     result = {a.pk: AccountConsumption() for a in accounts}
     if not ids:
@@ -219,7 +229,7 @@ def accounts_consumption(
     }
     book = TariffBook(accounts)
     by_id = {a.pk: a for a in accounts}
-    months = months_of(start, end)
+    months = months_of(start, end) if until is None else None
     fresh: list[tuple[Meter, tariffs.Tariff, tariffs.AccountTerms]] = []
     for meter in meters:
         assert meter.account_id is not None

@@ -34,6 +34,8 @@ from meterpay.apps.billing.lines import LineDraft, Section, micro_price, price_m
 from meterpay.apps.billing.models import (
     AllocationGroup,
     AllocationMember,
+    Bill,
+    BillLine,
     GridReading,
     LossGroup,
     Settlement,
@@ -328,6 +330,30 @@ def _member_usage(
     return by_account
 
 
+@dataclass(slots=True)
+class Settled:
+    accounts: set[int] = field(default_factory=set)
+    quantity: Decimal = Decimal(0)
+    amount_minor: int = 0
+
+
+def settled_at_move_out(section: str, group_id: int, start: date, end: date) -> Settled:
+    """What final bills within ``[start, end)`` charged of a group already."""
+    settled = Settled()
+    for account_id, quantity, amount in BillLine.objects.filter(
+        bill__kind=Bill.Kind.FINAL,
+        bill__status__in=("confirmed", "issued", "paid"),
+        bill__period_start__gte=start,
+        bill__period_end__lte=end,
+        section=section,
+        detail__group=group_id,
+    ).values_list("bill__account_id", "quantity", "amount_minor"):
+        settled.accounts.add(account_id)
+        settled.quantity += quantity or Decimal(0)
+        settled.amount_minor += amount
+    return settled
+
+
 def _public(
     group: AllocationGroup,
     run_accounts: set[int],
@@ -352,6 +378,14 @@ def _public(
         outcome.problems.append(master)
         return
     quantity, amount_minor, unit = master
+    settled = settled_at_move_out(BillLine.Section.PUBLIC_SHARE, group.pk, start, end)
+    if settled.accounts:
+        # members who moved out this period paid their part on their final bill
+        members = [m for m in members if m.account_id not in settled.accounts]
+        quantity -= settled.quantity
+        amount_minor -= settled.amount_minor
+        if not members:
+            return
     utility = "water" if unit == "m3" else "electricity"
     usage = (
         _member_usage([m.account for m in members], utility, start, end, zone)
@@ -468,10 +502,12 @@ def _loss(
         meters = list(under.filter(water) if group.utility == "water" else under.exclude(water))
     usage = meter_usage(meters, moment(start, zone), moment(end, zone))
     metered = sum((u.consumption for u in usage.values()), Decimal(0))
-    loss = line_loss(grid_kwh=grid, metered_kwh=metered)
+    # the loss that final bills of the period charged already is not shared again
+    settled = settled_at_move_out(BillLine.Section.LINE_LOSS, group.pk, start, end)
+    loss = line_loss(grid_kwh=grid, metered_kwh=metered + settled.quantity)
     per_account: dict[int, Decimal] = {}
     for meter in meters:
-        if meter.account_id is not None:
+        if meter.account_id is not None and meter.account_id not in settled.accounts:
             per_account[meter.account_id] = (
                 per_account.get(meter.account_id, Decimal(0)) + usage[meter.pk].consumption
             )
