@@ -72,7 +72,7 @@ def test_interval_csv_detects_step_and_optional_columns() -> None:
     ("text", "row", "problem"),
     [
         ("", 1, "the file is empty"),
-        ("timestamp\n", 1, "header must contain 'kwh'"),
+        ("timestamp\n", 1, "header must contain 'kwh' (electricity) or 'm3' (water)"),
         ("timestamp,kwh,extra\n", 1, "unknown column 'extra'"),
         ("timestamp,kwh,kwh\n", 1, "a column is repeated"),
         ("timestamp,kwh\n", 2, "no readings"),
@@ -81,7 +81,7 @@ def test_interval_csv_detects_step_and_optional_columns() -> None:
         ("timestamp,kwh\n2024-01-01T00:00+08:00,1\n", 2, "timestamp: must be local time without a UTC offset"),
         ("timestamp,kwh\n2024-01-01T00:00,inf\n", 2, "kwh: 'inf' is not a decimal number"),
         ("timestamp,kwh\n2024-01-01T01:00,1\n2024-01-01T00:00,1\n", 3, "timestamp: not later than the previous row"),
-        ("timestamp,kwh\n2024-01-01T00:00,1\n2024-01-01T00:05,1\n", 3, "interval length 5 min is not 15, 30 or 60"),
+        ("timestamp,kwh\n2024-01-01T00:00,1\n2024-01-01T00:05,1\n", 3, "interval length 5 min is not 15, 30 or 60 min, a day or a month"),
         ("timestamp,kwh\n2024-01-01T00:00,1\n2024-01-01T00:30,1\n2024-01-01T01:15,1\n", 4, "timestamp: not on the 0:30:00 grid"),
     ],
 )  # fmt: skip

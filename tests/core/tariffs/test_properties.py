@@ -61,6 +61,10 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "energy": TOU_ENERGY,
         "basic": {"method": "max_demand", "price": "38", "overrun_threshold": "1.05", "minimum_fraction": "0.4"},
     },
+    "contract demand rule": {
+        "energy": TOU_ENERGY,
+        "basic": {"method": "max_demand", "price": "38", "contract_rule": "cn_two_part"},
+    },
     "utility demand": {
         "energy": SINGLE_ENERGY,
         "demand": {

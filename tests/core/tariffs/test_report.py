@@ -55,9 +55,9 @@ def test_urdb_report_carries_warnings() -> None:
     ("tariff", "readings", "message"),
     [
         ("cn_commercial_tou_cpp.json", "timestamp,kwh\n2024-07-01T00:00,abc\n", "r.csv: row 2: kwh: 'abc' is not a decimal number"),
-        ("cn_commercial_tou_cpp.json", "time,kwh\n", "r.csv: row 1: header must contain 'timestamp'"),
+        ("cn_commercial_tou_cpp.json", "time,kwh\n", "r.csv: row 1: header must contain 'timestamp' (or 'start' and 'end')"),
         ("cn_commercial_tou_cpp.json", "timestamp,kwh\n2023-07-01T00:00,1\n", "r.csv: interval at 2023-07-01 00:00:00 is before the tariff's first version"),
-        ("cn_two_part_demand_pf.json", "timestamp,kwh\n2024-07-01T00:00,1\n", "r.csv: the tariff's demand overrun needs the account's contract_demand_kw"),
+        ("cn_two_part_demand_pf.json", "timestamp,kwh\n2024-07-01T00:00,1\n", "cn_two_part_demand_pf.json: versions[0].basic: needs the account's contract_demand_kw; give it in an account terms file (--account)"),
     ],
 )  # fmt: skip
 def test_bad_input_gives_one_line_naming_file_and_row(

@@ -7,6 +7,8 @@ Entry points for the Django layer:
 * :func:`rate` — intervals → :class:`Bill` (lines, monthly summaries).
 * :func:`incremental_charge` — prepaid deduction for new readings from a persisted state.
 * :func:`rerate` — difference lines after correcting a tariff.
+* :func:`parse_readings_csv` / :func:`parse_account_terms_json` — meter data and account
+  terms files (``meterpay rate``).
 """
 
 from meterpay.core.tariffs.document import (
@@ -27,17 +29,26 @@ from meterpay.core.tariffs.engine import (
     rate,
     rerate,
 )
-from meterpay.core.tariffs.errors import RatingError, ReadingsError, TariffError
+from meterpay.core.tariffs.errors import (
+    AccountTermsError,
+    RatingError,
+    ReadingsError,
+    TariffError,
+)
 from meterpay.core.tariffs.loading import LoadedTariff, load_tariff_text
 from meterpay.core.tariffs.model import AccountTerms, Interval, Tariff, TariffVersion
 from meterpay.core.tariffs.readings import (
+    Readings,
     RegisterReading,
     intervals_from_registers,
     parse_interval_csv,
+    parse_readings_csv,
 )
+from meterpay.core.tariffs.terms import parse_account_terms, parse_account_terms_json
 
 __all__ = [
     "AccountTerms",
+    "AccountTermsError",
     "Bill",
     "Deduction",
     "Interval",
@@ -46,6 +57,7 @@ __all__ = [
     "MonthSummary",
     "RatingAccumulator",
     "RatingError",
+    "Readings",
     "ReadingsError",
     "RegisterReading",
     "Rerating",
@@ -56,7 +68,10 @@ __all__ = [
     "incremental_charge_from_intervals",
     "intervals_from_registers",
     "load_tariff_text",
+    "parse_account_terms",
+    "parse_account_terms_json",
     "parse_interval_csv",
+    "parse_readings_csv",
     "parse_tariff",
     "parse_tariff_json",
     "rate",

@@ -19,10 +19,13 @@ from typing import Any, Literal, cast
 from meterpay.core.money import MINOR_UNITS_PER_MAJOR
 from meterpay.core.tariffs.errors import TariffError
 from meterpay.core.tariffs.model import (
+    CN_TWO_PART_OVERRUN_THRESHOLD,
+    CONTRACT_RULES,
     DAY_TYPES,
     MINUTES_PER_DAY,
     BasicCharge,
     Commodity,
+    ContractRule,
     Cumulation,
     CustomItem,
     DayType,
@@ -346,25 +349,53 @@ def _basic(value: object, path: str) -> BasicCharge:
     obj = _object(
         value,
         path,
-        ["method", "price", "overrun_threshold", "overrun_multiplier", "minimum_fraction"],
+        [
+            "method",
+            "price",
+            "contract_rule",
+            "overrun_threshold",
+            "overrun_multiplier",
+            "minimum_fraction",
+        ],
     )
     methods: tuple[Literal["capacity", "max_demand"], ...] = ("capacity", "max_demand")
     method = _choice(_required(obj, "method", path), _join(path, "method"), methods)
     price = _decimal(_required(obj, "price", path), _join(path, "price"))
     threshold = multiplier = minimum = None
-    demand_only = ("overrun_threshold", "overrun_multiplier", "minimum_fraction")
+    demand_only = ("contract_rule", "overrun_threshold", "overrun_multiplier", "minimum_fraction")
+    if method != "max_demand" and "contract_rule" in obj:
+        raise TariffError(_join(path, "contract_rule"), "applies to method max_demand only")
     if method != "max_demand" and any(key in obj for key in demand_only):
         raise TariffError(path, "overrun and minimum apply to method max_demand only")
+    rule: ContractRule | None = None
+    if "contract_rule" in obj:
+        rule = _choice(obj["contract_rule"], _join(path, "contract_rule"), CONTRACT_RULES)
     if "overrun_threshold" in obj:
         threshold = _decimal(
             obj["overrun_threshold"], _join(path, "overrun_threshold"), positive=True
         )
+        if rule is not None and threshold < 1:
+            raise TariffError(
+                _join(path, "overrun_threshold"), f"must be at least 1 with contract_rule {rule}"
+            )
+    elif rule == "cn_two_part":
+        threshold = CN_TWO_PART_OVERRUN_THRESHOLD
     if "overrun_multiplier" in obj:
         multiplier = _decimal(obj["overrun_multiplier"], _join(path, "overrun_multiplier"))
     if "minimum_fraction" in obj:
+        if rule is not None:
+            raise TariffError(
+                _join(path, "minimum_fraction"),
+                f"not allowed with contract_rule {rule} (the contract demand is the minimum)",
+            )
         minimum = _decimal(obj["minimum_fraction"], _join(path, "minimum_fraction"))
     return BasicCharge(
-        method, price, threshold, multiplier if multiplier is not None else Decimal(2), minimum
+        method,
+        price,
+        threshold,
+        multiplier if multiplier is not None else Decimal(2),
+        minimum,
+        rule,
     )
 
 
@@ -647,6 +678,8 @@ def _version_to_dict(version: TariffVersion) -> Json:
     if version.basic is not None:
         basic = version.basic
         basic_out: Json = {"method": basic.method, "price": str(basic.price)}
+        if basic.contract_rule is not None:
+            basic_out["contract_rule"] = basic.contract_rule
         if basic.overrun_threshold is not None:
             basic_out["overrun_threshold"] = str(basic.overrun_threshold)
         if basic.overrun_multiplier != 2:

@@ -25,6 +25,7 @@ from typing import Any
 from meterpay.core.money import round_money, round_price
 from meterpay.core.tariffs.errors import RatingError
 from meterpay.core.tariffs.model import (
+    CN_TWO_PART_OVERRUN_THRESHOLD,
     AccountTerms,
     DayType,
     DemandTier,
@@ -579,13 +580,35 @@ class RatingAccumulator:
             )]  # fmt: skip
         demand = usage.peak_kw.get(index, _ZERO)
         contract = self.account.contract_demand_kw
-        needs_contract = basic.overrun_threshold is not None or basic.minimum_fraction is not None
-        if needs_contract and contract is None:
+        if basic.needs_contract_demand and contract is None:
             raise RatingError("the tariff's demand overrun needs the account's contract_demand_kw")
+        lines: list[Line] = []
+        if basic.contract_rule == "cn_two_part":
+            assert contract is not None
+            threshold = basic.overrun_threshold
+            if threshold is None:
+                threshold = CN_TWO_PART_OVERRUN_THRESHOLD
+            limit = contract * threshold
+            if demand <= limit:
+                # within the threshold (or below the contract): the contract demand is billed
+                if contract <= 0:
+                    return []
+                return [make(
+                    label="contract demand", quantity=contract, unit_price=basic.price,
+                )]  # fmt: skip
+            if limit > 0:
+                lines.append(make(
+                    label=f"max demand up to {(threshold * 100).normalize():f}% of contract",
+                    quantity=limit, unit_price=basic.price,
+                ))  # fmt: skip
+            lines.append(make(
+                label="max demand overrun", quantity=demand - limit,
+                unit_price=basic.price * basic.overrun_multiplier,
+            ))  # fmt: skip
+            return lines
         billed = demand
         if basic.minimum_fraction is not None and contract is not None:
             billed = max(billed, contract * basic.minimum_fraction)
-        lines: list[Line] = []
         if basic.overrun_threshold is not None and contract is not None:
             limit = contract * basic.overrun_threshold
             overrun = demand - limit

@@ -26,3 +26,12 @@ class ReadingsError(ValueError):
         self.row = row
         self.problem = problem
         super().__init__(f"row {row}: {problem}")
+
+
+class AccountTermsError(ValueError):
+    """An account terms document that does not validate; ``field`` names the field (or "")."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}" if field else problem)

@@ -18,6 +18,11 @@ DAY_TYPES: tuple[DayType, ...] = ("weekday", "weekend", "holiday")
 Cumulation = Literal["month", "year"]
 Frequency = Literal["monthly", "quarterly", "yearly", "one_time"]
 Commodity = Literal["electricity", "water"]
+ContractRule = Literal["cn_two_part"]
+CONTRACT_RULES: tuple[ContractRule, ...] = ("cn_two_part",)
+# China's two-part tariff billed by contract maximum demand: up to 105 % of the contract
+# demand the contract demand is billed; the part above 105 % is billed at twice the price.
+CN_TWO_PART_OVERRUN_THRESHOLD = Decimal("1.05")
 MINUTES_PER_DAY = 24 * 60
 
 
@@ -125,6 +130,12 @@ class BasicCharge:
     interval-average kW x price; with ``overrun_threshold`` the demand above
     contract x threshold is charged at price x ``overrun_multiplier``; with
     ``minimum_fraction`` the billed demand is at least contract x fraction.
+
+    ``contract_rule`` ``"cn_two_part"`` (两部制电价, 按合同最大需量): while the month's
+    maximum demand is at most contract x threshold (default 1.05), the contract demand is
+    billed (also below the contract); above it, contract x threshold is billed at the price
+    and the demand above it at price x ``overrun_multiplier`` (default 2). The document
+    parser fills in the default threshold, so ``overrun_threshold`` is set when parsed.
     """
 
     method: Literal["capacity", "max_demand"]
@@ -132,6 +143,16 @@ class BasicCharge:
     overrun_threshold: Decimal | None = None
     overrun_multiplier: Decimal = Decimal(2)
     minimum_fraction: Decimal | None = None
+    contract_rule: ContractRule | None = None
+
+    @property
+    def needs_contract_demand(self) -> bool:
+        """Whether rating needs the account's ``contract_demand_kw``."""
+        return (
+            self.overrun_threshold is not None
+            or self.minimum_fraction is not None
+            or self.contract_rule is not None
+        )
 
 
 @dataclass(frozen=True, slots=True)
