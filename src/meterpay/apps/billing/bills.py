@@ -79,7 +79,7 @@ def bill_number(organisation_id: int, prefix: str, count: int = 1) -> list[str]:
     return [f"{prefix}-{n:05d}" for n in range(start, start + count)]
 
 
-def bill_store(
+def bill_row(
     *,
     account: Account,
     kind: str,
@@ -97,8 +97,8 @@ def bill_store(
     notes: str = "",
     currency: str = "CNY",
 ) -> Bill:
-    """Store a bill with its lines (no ledger posting: that happens at issue)."""
-    bill = Bill.objects.create(
+    """An unsaved bill of these lines (what it totals, asks for and where it is owed)."""
+    return Bill(
         organisation_id=account.organisation_id,
         number=number,
         run_id=run_id,
@@ -119,9 +119,27 @@ def bill_store(
         credits=credits,
         notes=notes,
     )
-    BillLine.objects.bulk_create(
-        [line.row(bill_id=bill.pk, position=n) for n, line in enumerate(lines, 1)]
-    )
+
+
+def bills_store(items: Sequence[tuple[Bill, Sequence[LineDraft]]], batch_size: int = 2000) -> None:
+    """Store many bills and their lines in bulk (no ledger posting: that happens at issue)."""
+    for offset in range(0, len(items), batch_size):
+        chunk = items[offset : offset + batch_size]
+        bills = Bill.objects.bulk_create([bill for bill, _lines in chunk])
+        BillLine.objects.bulk_create(
+            [
+                line.row(bill_id=bill.pk, position=n)
+                for bill, (_row, lines) in zip(bills, chunk, strict=True)
+                for n, line in enumerate(lines, 1)
+            ],
+            batch_size=5000,
+        )
+
+
+def bill_store(*, lines: Sequence[LineDraft], **fields: Any) -> Bill:
+    """Store one bill with its lines (see :func:`bill_row` for the fields)."""
+    bill = bill_row(lines=lines, **fields)
+    bills_store([(bill, lines)])
     return bill
 
 

@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from meterpay.apps.audit.services import audit_record
-from meterpay.apps.billing.bills import BillError, bill_issue, bill_number, bill_store
+from meterpay.apps.billing.bills import BillError, bill_issue, bill_number, bill_row, bills_store
 from meterpay.apps.billing.charges import charge_lines
 from meterpay.apps.billing.consumption import AccountConsumption, accounts_consumption
 from meterpay.apps.billing.lines import LineDraft
@@ -219,9 +219,10 @@ def bill_run_compute(*, actor: Actor, run: BillRun) -> BillRun:
         )
     }
     numbers = bill_number(run.organisation_id, f"B{start:%Y%m}", len(drafts))
+    rows = []
     for (account, lines, use), number in zip(drafts, numbers, strict=True):
         review = reviews[account.number]
-        bill_store(
+        bill = bill_row(
             account=account,
             kind=Bill.Kind.STATEMENT,
             period_start=start,
@@ -243,6 +244,8 @@ def bill_run_compute(*, actor: Actor, run: BillRun) -> BillRun:
             },
             currency=currency,
         )
+        rows.append((bill, lines))
+    bills_store(rows)
     run.findings = {"groups": shared.findings, "computed_at": timezone.now().isoformat()}
     run.save(update_fields=["findings"])
     return run
