@@ -395,3 +395,28 @@ def test_move_out_final_bill_refund_and_month_end_shares_add_up(mall: Mall) -> N
     b_lines = lines(run.bills.get())
     assert sections["public_share"] + b_lines["public_share"] == 8160
     assert sections["line_loss"] + b_lines["line_loss"] == 2400
+
+
+def test_consumption_after_the_period_does_not_reopen_a_paid_bill(mall: Mall) -> None:
+    from meterpay.apps.billing.services import fee_charge
+
+    run = mall.run()
+    bill_run_confirm(actor="t", run=run)
+    bill_run_issue(actor="t", run=run)
+    b = run.bills.get(account=mall.shop_b)
+    b = bill_pay(
+        actor="t",
+        bill=b,
+        amount=str(Decimal(b.due_minor) / 100),
+        channel="cash",
+        idempotency_key="all",
+    )
+    assert b.status == "paid"
+    # December: B's wallet runs below zero again with what is not billed yet
+    fee_charge(actor="t", account=mall.shop_b, amount="45.00", fee_code="card", reference="x")
+    assert owed(mall.shop_b, "wallet") == 0
+    with transaction.atomic():
+        bills_overdue_run(now=local(date(2026, 12, 20), 10))
+    b.refresh_from_db()
+    assert (b.status, b.unpaid_minor) == ("paid", 0)
+    assert Wallet.objects.get(account=mall.shop_b).supply == "on"

@@ -238,11 +238,39 @@ def bill_issue(*, actor: Actor, bill: Bill, notify: bool = True) -> Bill:
     return bill
 
 
+def _covered_until(account: Account) -> datetime | None:
+    """The end of what the account's live wallet bills cover (a balance statement covers what
+    was owed when it was issued)."""
+    zone = timezone.get_current_timezone()
+    ends: list[datetime] = []
+    for start, end, issued in Bill.objects.filter(
+        account=account, settles=Bill.Settles.WALLET, status__in=LIVE, due_minor__gt=0
+    ).values_list("period_start", "period_end", "issued_at"):
+        if start is not None:
+            ends.append(datetime.combine(end, datetime.min.time(), tzinfo=zone))
+        elif issued is not None:
+            ends.append(issued)
+    return max(ends) if ends else None
+
+
 def owed(account: Account, settles: str) -> int:
-    """What the customer owes where the bills are owed (≥ 0)."""
+    """What the customer owes on its bills where they are owed (≥ 0).
+
+    A postpaid wallet's debt also holds consumption not billed yet (deductions and fees after
+    what the bills cover); that part is not laid on the bills.
+    """
     if settles == Bill.Settles.WALLET:
         wallet = Wallet.objects.filter(account_id=account.pk).first()
-        return max(0, -(wallet.balance_minor if wallet else 0))
+        debt = -(wallet.balance_minor if wallet else 0)
+        covered = _covered_until(account)
+        if covered is not None:
+            unbilled = JournalEntry.objects.filter(
+                account=account,
+                kind__in=(JournalEntry.Kind.DEDUCTION, JournalEntry.Kind.FEE),
+                occurred_at__gt=covered,
+            ).aggregate(s=Sum("wallet_amount"))["s"]
+            debt += int(unbilled or 0)
+        return max(0, debt)
     code = ledger.receivable_account(str(account.pk)).code
     total = Posting.objects.filter(
         entry__organisation_id=account.organisation_id, ledger_account__code=code
