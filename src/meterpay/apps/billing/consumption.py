@@ -17,6 +17,7 @@ as readings arrive (postpaid accounts too: their wallet runs below zero). A bill
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -174,13 +175,69 @@ def _deducted(account_ids: Sequence[int], start_at: datetime, end_at: datetime) 
     return {row["account_id"]: -int(row["taken"] or 0) for row in rows}
 
 
+_TIER = re.compile(r"^(?P<name>.*?) tier (?P<tier>\d+)$")
+_POWER_FACTOR = re.compile(r"^power factor (?P<pf>\S+) against (?P<standard>\S+)$")
+_UP_TO = re.compile(r"^max demand up to (?P<percent>\S+) of contract$")
+
+
+def _period_name(name: str) -> str:
+    names = {
+        "sharp": _("sharp"),
+        "peak": _("peak"),
+        "flat": _("flat"),
+        "shoulder": _("shoulder"),
+        "valley": _("valley"),
+        "off_peak": _("off-peak"),
+        "deep_valley": _("deep valley"),
+    }
+    return names.get(name, name)
+
+
+def line_label(line: tariffs.Line) -> str:
+    """The engine's label of a line in the reader's language (names from the tariff stay)."""
+    label, tier = line.label, ""
+    found = _TIER.match(label)
+    if found:
+        label, tier = found["name"], " " + _("tier %(n)s") % {"n": found["tier"]}
+    if line.component == "energy":
+        return _("Electricity, %(period)s") % {"period": _period_name(label)} + tier
+    if line.component == "water" and label == "water":
+        return _("Water") + tier
+    if line.component == "basic":
+        if label == "capacity":
+            return _("Basic charge by capacity")
+        if label == "contract demand":
+            return _("Basic charge by contract demand")
+        if label == "max demand":
+            return _("Basic charge by maximum demand")
+        if label == "max demand overrun":
+            return _("Basic charge, demand above the contract")
+        up_to = _UP_TO.match(label)
+        if up_to:
+            return _("Basic charge, maximum demand up to %(percent)s of the contract") % {
+                "percent": up_to["percent"]
+            }
+    if line.component == "demand" and label.endswith(" demand"):
+        return _("Demand charge, %(period)s") % {"period": _period_name(label[:-7])} + tier
+    if line.component == "power_factor":
+        factor = _POWER_FACTOR.match(label)
+        if factor:
+            return _("Power-factor adjustment (%(pf)s against %(standard)s)") % {
+                "pf": factor["pf"],
+                "standard": factor["standard"],
+            }
+    if line.component == "minimum":
+        return _("Minimum charge shortfall")
+    return line.label
+
+
 def _draft(line: tariffs.Line, meter: Meter, currency: str) -> LineDraft:
     section, charge_type = _COMPONENTS.get(line.component, (Section.ENERGY, ChargeType.ENERGY))
     if meter.kind == Meter.Kind.WATER and section == Section.ENERGY:
         section, charge_type = Section.WATER, ChargeType.WATER
     return LineDraft(
         section=section,
-        label=line.label,
+        label=line_label(line),
         amount_minor=to_minor(line.amount, currency),
         charge_type=charge_type,
         settles=WALLET,
