@@ -433,7 +433,12 @@ def _public(
             LineDraft(
                 section=Section.PUBLIC_SHARE,
                 label=_("%(group)s: %(percent)s%% of %(quantity)s %(unit)s")
-                % {"group": group.name, "percent": percent, "quantity": quantity, "unit": unit},
+                % {
+                    "group": group.name,
+                    "percent": percent,
+                    "quantity": f"{quantity:,.2f}",
+                    "unit": unit,
+                },
                 amount_minor=share.amount_minor,
                 charge_type=ChargeType.PUBLIC_SHARE,
                 settles=_target(group.settlement),
@@ -572,7 +577,11 @@ def _loss(
             LineDraft(
                 section=Section.LINE_LOSS,
                 label=_("%(group)s: line loss %(rate)s, your share %(ratio)s")
-                % {"group": group.name, "rate": rate, "ratio": line.ratio},
+                % {
+                    "group": group.name,
+                    "rate": rate,
+                    "ratio": f"{(line.ratio * 100).quantize(Decimal('0.01'))}%",
+                },
                 amount_minor=line.amount_minor,
                 charge_type=ChargeType.LINE_LOSS,
                 settles=_target(group.settlement),
