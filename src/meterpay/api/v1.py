@@ -9,7 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Router
 from ninja.pagination import paginate
 
-from meterpay.api import control, customers, meters, sites, tariffs, wallets
+from meterpay.api import billing, control, customers, meters, sites, tariffs, wallets
 from meterpay.api.auth import BearerToken, StaffSession
 from meterpay.api.pagination import LimitOffset
 from meterpay.api.schemas import AuditEventOut, MeOut
@@ -131,3 +131,4 @@ api.add_router("", tariffs.router)
 api.add_router("", audit_router)
 api.add_router("", wallets.router)
 api.add_router("", wallets.notifications)
+api.add_router("", billing.router)
