@@ -54,7 +54,31 @@ PAGES = [
     "/settings/payment-providers/",
     "/settings/payment-providers/1/",
     "/accounts/1/balance-rules/",
+    "/billing/",
+    "/billing/runs/new/",
+    "/billing/bills/",
+    "/billing/bills/?overdue=1",
+    "/billing/arrears/",
+    "/billing/payments/",
+    "/billing/charges/",
+    "/billing/charges/new/",
+    "/billing/public-areas/",
+    "/billing/public-areas/new/",
+    "/billing/line-loss/",
+    "/billing/line-loss/new/",
+    "/billing/schedules/",
+    "/billing/templates/",
+    "/billing/templates/new/?language=zh-hans",
+    "/billing/branding/",
     "/api/v1/docs",
+]
+# Object pages reached from a list: (list page, link to follow, screenshot name).
+FOLLOW = [
+    ("/billing/", "[data-testid=runs] tbody a", "billing-run"),
+    ("/billing/bills/", "[data-testid=bills] tbody a", "billing-bill"),
+    ("/billing/charges/", "[data-testid=charge-items] tbody a", "billing-charge-item"),
+    ("/billing/public-areas/", "[data-testid=allocation-groups] tbody a", "billing-public-area"),
+    ("/billing/line-loss/", "[data-testid=loss-groups] tbody a", "billing-line-loss-group"),
 ]
 
 
@@ -76,6 +100,12 @@ def main() -> None:
                 page.goto(base + path)
                 name = re.sub(r"[^a-z0-9]+", "-", path.strip("/").lower()) or "home"
                 page.screenshot(path=out / f"{lang}-{name}.png", full_page=False)
+            for start, link, name in FOLLOW:
+                page.goto(base + start)
+                if page.locator(link).count():
+                    page.locator(link).first.click()
+                    page.wait_for_load_state()
+                    page.screenshot(path=out / f"{lang}-{name}.png", full_page=True)
             bad_rooms = out / "bad-rooms.csv"
             bad_rooms.write_text(
                 "site,building,floor,room,type,area_m2\n"

@@ -62,6 +62,88 @@ def _channel(a: Any) -> Any:
     )
 
 
+def _run(a: Any) -> Any:
+    """A draft bill run of org A for this month (its open account gets a bill)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from meterpay.apps.billing.models import BillRun
+    from meterpay.apps.billing.runs import bill_run_create
+
+    existing = BillRun.objects.filter(organisation=a.org).first()
+    if existing is not None:
+        return existing
+    start = timezone.localdate().replace(day=1)
+    return bill_run_create(
+        actor="test",
+        organisation_id=a.org.pk,
+        period_start=start,
+        period_end=(start + timedelta(days=32)).replace(day=1),
+        site=a.site,
+    )
+
+
+def _bill(a: Any) -> Any:
+    return _run(a).bills.get()
+
+
+def _charge_item(a: Any) -> Any:
+    from meterpay.apps.billing.charges import charge_item_save
+    from meterpay.apps.billing.models import ChargeItem
+
+    return ChargeItem.objects.filter(organisation=a.org).first() or charge_item_save(
+        actor="test",
+        organisation_id=a.org.pk,
+        values={"code": "rent", "name": "Rent alpha", "basis": "fixed", "unit_price": "100"},
+    )
+
+
+def _allocation_group(a: Any) -> Any:
+    from meterpay.apps.billing.models import AllocationGroup
+    from meterpay.apps.billing.sharing import allocation_group_save
+
+    return AllocationGroup.objects.filter(organisation=a.org).first() or allocation_group_save(
+        actor="test",
+        organisation_id=a.org.pk,
+        values={"name": "Lights alpha", "site": a.site, "master_meter": a.free_meter},
+    )
+
+
+def _loss_group(a: Any) -> Any:
+    from meterpay.apps.billing.models import LossGroup
+    from meterpay.apps.billing.sharing import loss_group_save
+
+    return LossGroup.objects.filter(organisation=a.org).first() or loss_group_save(
+        actor="test",
+        organisation_id=a.org.pk,
+        values={"name": "Grid alpha", "site": a.site, "unit_price": "0.5"},
+    )
+
+
+def _grid_reading(a: Any) -> Any:
+    from datetime import date
+
+    from meterpay.apps.billing.sharing import grid_reading_enter
+
+    return grid_reading_enter(
+        actor="test",
+        group=_loss_group(a),
+        read_on=date(2026, 11, 1),
+        reading="100",
+        photo=b"\x89PNG\r\n\x1a\nphoto alpha",
+        photo_type="image/png",
+    )
+
+
+def _bill_template(a: Any) -> Any:
+    from meterpay.apps.billing.models import BillTemplate
+
+    return BillTemplate.objects.create(
+        organisation=a.org, name="Template alpha", language="en", body="<p>{{ bill.number }}</p>"
+    )
+
+
 CONSOLE_OBJECT_PAGES: dict[str, Any] = {
     "payment_provider_edit": (
         lambda a: {"provider_id": _provider(a).pk},
@@ -114,6 +196,40 @@ CONSOLE_OBJECT_PAGES: dict[str, Any] = {
         lambda a: {"account_id": a.account.pk} if org_tariff(a) else {},
         lambda a: {"tariff": org_tariff(a).pk},
     ),
+    "bill_run_detail": (lambda a: {"run_id": _run(a).pk}, lambda a: {"action": "discard"}),
+    "bill_run_pdf": (lambda a: {"run_id": _run(a).pk}, None),
+    "bill_run_zip": (lambda a: {"run_id": _run(a).pk}, None),
+    "bill_detail": (lambda a: {"bill_id": _bill(a).pk}, lambda a: {"action": "confirm"}),
+    "bill_pdf": (lambda a: {"bill_id": _bill(a).pk}, None),
+    "charge_item_detail": (
+        lambda a: {"item_id": _charge_item(a).pk},
+        lambda a: {"action": "subscribe", "site": a.site.pk},
+    ),
+    "charge_item_edit": (
+        lambda a: {"item_id": _charge_item(a).pk},
+        lambda a: {"code": "hijacked", "name": "x", "basis": "fixed", "unit_price": "1"},
+    ),
+    "allocation_group_detail": (
+        lambda a: {"group_id": _allocation_group(a).pk},
+        lambda a: {"member": [a.account.pk]},
+    ),
+    "allocation_group_edit": (
+        lambda a: {"group_id": _allocation_group(a).pk},
+        lambda a: {"name": "hijacked"},
+    ),
+    "loss_group_detail": (
+        lambda a: {"group_id": _loss_group(a).pk},
+        lambda a: {"read_on": "2026-12-01", "reading": "200"},
+    ),
+    "loss_group_edit": (
+        lambda a: {"group_id": _loss_group(a).pk},
+        lambda a: {"name": "hijacked"},
+    ),
+    "grid_reading_photo": (lambda a: {"reading_id": _grid_reading(a).pk}, None),
+    "bill_template_edit": (
+        lambda a: {"template_id": _bill_template(a).pk},
+        lambda a: {"name": "hijacked", "language": "en", "body": "x"},
+    ),
 }
 CONSOLE_LIST_PAGES = [
     "finance_orders",
@@ -144,6 +260,21 @@ CONSOLE_LIST_PAGES = [
     "notification_channel_list",
     "notification_channel_create",
     "balance_discrepancies",
+    "bill_run_list",
+    "bill_run_new",
+    "bill_list",
+    "bill_payments",
+    "bill_arrears",
+    "charge_item_list",
+    "charge_item_create",
+    "allocation_group_list",
+    "allocation_group_create",
+    "loss_group_list",
+    "loss_group_create",
+    "bill_template_list",
+    "bill_template_create",
+    "bill_branding",
+    "bill_schedules",
 ]
 # No object in the URL (site_add, import_template) or POST-only (user_change): checked below.
 CONSOLE_OTHER = {"site_add", "import_template", "user_change", "finance_confirm"}
@@ -184,6 +315,49 @@ def test_console_lists_show_nothing_of_another_org(client: Any, orgs: Any, name:
     for secret in ("Customer alpha", "Site alpha", "DTU-alpha", f"{100:012d}", "alpha-owner"):
         assert secret not in body, f"{name} shows {secret!r} of another organisation"
     assert "Customer bravo" in body or name not in {"customer_list", "account_list", "room_grid"}
+
+
+def test_billing_of_another_org_stays_unseen_and_unchanged(client: Any, orgs: Any) -> None:
+    from meterpay.apps.billing.models import BillSchedule, ChargeSubscription
+
+    a, b = orgs
+    run, item = _run(a), _charge_item(a)
+    group, loss, template = _allocation_group(a), _loss_group(a), _bill_template(a)
+    _login(client, b.users["owner"])
+    secrets = (run.number, _bill(a).number, item.name, group.name, loss.name, template.name)
+    for name in (
+        "bill_run_list",
+        "bill_list",
+        "bill_arrears",
+        "charge_item_list",
+        "allocation_group_list",
+        "loss_group_list",
+        "bill_template_list",
+        "bill_schedules",
+        "bill_run_new",
+    ):
+        body = client.get(reverse(f"console:{name}")).content.decode()
+        for secret in secrets:
+            assert secret not in body, f"{name} shows {secret!r} of another organisation"
+    # B's own item cannot be given A's accounts, nor a schedule set on A's site
+    own = _charge_item(b)
+    url = reverse("console:charge_item_detail", args=[own.pk])
+    client.post(url, {"action": "subscribe", "accounts": [a.account.pk]})
+    client.post(url, {"action": "subscribe", "site": a.site.pk})
+    assert not ChargeSubscription.objects.filter(account=a.account).exists()
+    response = client.post(reverse("console:bill_schedules"), {"site": a.site.pk, "day": "1"})
+    assert response.status_code == 404
+    assert not BillSchedule.objects.exists()
+    response = client.post(
+        reverse("console:bill_run_new"),
+        {"site": a.site.pk, "period_start": "2026-11-01", "period_last": "2026-11-30"},
+    )
+    assert response.status_code == 200 and "site" in response.context["form"].errors
+    response = client.post(
+        reverse("console:allocation_group_create"),
+        {"name": "X", "site": b.site.pk, "master_meter": a.meter.pk, "rule": "area"},
+    )
+    assert "master_meter" in response.context["form"].errors
 
 
 def test_wizard_rejects_rooms_customers_and_meters_of_another_org(client: Any, orgs: Any) -> None:
@@ -342,6 +516,11 @@ PATH_IDS = {
     "gateway_id": lambda a: a.gateway.pk,
     "tariff_id": lambda a: org_tariff(a).pk,
     "provider": lambda a: f"{a.org.slug}-local",
+    "charge_item_id": lambda a: _charge_item(a).pk,
+    "allocation_group_id": lambda a: _allocation_group(a).pk,
+    "loss_group_id": lambda a: _loss_group(a).pk,
+    "run_id": lambda a: _run(a).pk,
+    "bill_id": lambda a: _bill(a).pk,
 }
 # Bodies for operations whose body names objects (ids of org A when attacking).
 BODIES: dict[tuple[str, str], Any] = {
@@ -387,6 +566,53 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/payments/wechat/notify"): lambda a: {"event_type": "TRANSACTION.SUCCESS"},
     ("POST", "/payments/alipay/notify"): lambda a: {"out_trade_no": "x"},
     ("POST", "/payments/forward/{provider}/callback"): lambda a: {"order_no": "x"},
+    ("POST", "/charge-items"): lambda a: {
+        "code": "new",
+        "name": "New fee",
+        "basis": "fixed",
+        "unit_price": "10",
+    },
+    ("PATCH", "/charge-items/{charge_item_id}"): lambda a: {"name": "hijacked"},
+    ("POST", "/charge-items/{charge_item_id}/subscriptions"): lambda a: {
+        "account_ids": [a.account.pk]
+    },
+    ("POST", "/allocation-groups"): lambda a: {
+        "name": "New lighting",
+        "site_id": a.site.pk,
+        "master_meter_id": a.free_meter.pk,
+    },
+    ("PATCH", "/allocation-groups/{allocation_group_id}"): lambda a: {"name": "hijacked"},
+    ("PUT", "/allocation-groups/{allocation_group_id}/members"): lambda a: {
+        "members": [{"account_id": a.account.pk, "ratio": "1"}]
+    },
+    ("POST", "/loss-groups"): lambda a: {
+        "name": "New grid",
+        "site_id": a.site.pk,
+        "unit_price": "0.8",
+    },
+    ("PATCH", "/loss-groups/{loss_group_id}"): lambda a: {"name": "hijacked"},
+    ("POST", "/loss-groups/{loss_group_id}/readings"): lambda a: {
+        "read_on": "2026-12-01",
+        "reading": "1",
+    },
+    ("POST", "/bill-runs"): lambda a: {
+        "site_id": a.site.pk,
+        "period_start": "2026-11-01",
+        "period_end": "2026-12-01",
+    },
+    ("POST", "/bill-runs/{run_id}/remake"): lambda a: {},
+    ("POST", "/bill-runs/{run_id}/confirm"): lambda a: {},
+    ("POST", "/bill-runs/{run_id}/back-to-draft"): lambda a: {},
+    ("POST", "/bill-runs/{run_id}/issue"): lambda a: {},
+    ("POST", "/bill-runs/{run_id}/discard"): lambda a: {},
+    ("POST", "/bills/{bill_id}/confirm"): lambda a: {},
+    ("POST", "/bills/{bill_id}/issue"): lambda a: {},
+    ("POST", "/bills/{bill_id}/pay"): lambda a: {"amount": "1.00", "channel": "cash"},
+    ("POST", "/bills/{bill_id}/credit"): lambda a: {"reason": "hijack"},
+    ("POST", "/bills/{bill_id}/reissue"): lambda a: {
+        "reason": "hijack",
+        "adjustments": [{"label": "x", "amount": "-1.00"}],
+    },
 }
 # Provider notifications take no login: an unsigned (forged) one is refused with 400 whoever
 # sends it, and changes nothing (tests/payments covers genuine ones and replays).
@@ -396,7 +622,12 @@ UNAUTHENTICATED_NOTIFICATIONS = {
     ("POST", "/payments/forward/{provider}/callback"),
 }
 # Creates whose body names no object of another organisation: allowed, in B's own organisation.
-OWN_ORG_CREATES = {("POST", "/sites"), ("POST", "/customers"), ("POST", "/tariffs")}
+OWN_ORG_CREATES = {
+    ("POST", "/sites"),
+    ("POST", "/customers"),
+    ("POST", "/tariffs"),
+    ("POST", "/charge-items"),
+}
 
 
 def _operations() -> list[tuple[str, str]]:

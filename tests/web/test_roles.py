@@ -314,6 +314,78 @@ ACTIONS += [
         {302},
     ),
 ]
+ACTIONS += [
+    (
+        "console billing pages",
+        Permission.VIEW,
+        lambda c, o, u: _console(c, o, u, "GET", "bill_run_list"),
+        {200},
+    ),
+    (
+        "console new charge item",
+        Permission.MANAGE_CHARGES,
+        lambda c, o, u: _console(
+            c,
+            o,
+            u,
+            "POST",
+            "charge_item_create",
+            {
+                "code": f"fee-{u.role}",
+                "name": "Fee",
+                "basis": "fixed",
+                "unit_price": "10",
+                "frequency": "monthly",
+                "day_of_month": "1",
+                "settlement": "bill",
+                "revenue": "other_charges",
+                "active": "on",
+            },
+        ),
+        {302},
+    ),
+    (
+        "console enter a grid reading",
+        Permission.ENTER_GRID_READINGS,
+        lambda c, o, u: _console(
+            c,
+            o,
+            u,
+            "POST",
+            "loss_group_detail",
+            {"read_on": "2026-11-01", "reading": "100"},
+            group_id=_loss_group(o).pk,
+        ),
+        {302},
+    ),
+    (
+        "console make a bill run",
+        Permission.RUN_BILLS,
+        lambda c, o, u: _console(
+            c,
+            o,
+            u,
+            "POST",
+            "bill_run_new",
+            {"site": o.site.pk, "period_start": "2026-11-01", "period_last": "2026-11-30"},
+        ),
+        {302},
+    ),
+    (
+        "console confirm a bill run",
+        Permission.ISSUE_BILLS,
+        lambda c, o, u: _console(
+            c, o, u, "POST", "bill_run_detail", {"action": "confirm"}, run_id=_draft_run(o).pk
+        ),
+        {302},
+    ),
+    (
+        "console bill branding",
+        Permission.MANAGE_BILL_TEMPLATES,
+        lambda c, o, u: _console(c, o, u, "POST", "bill_branding", {"phone": u.role}),
+        {302},
+    ),
+]
 # Permissions with no page or endpoint yet.
 NOT_YET_EXPOSED: set[Permission] = set()
 
@@ -325,6 +397,31 @@ def _discrepancy(org: Any) -> Any:
 
     return BalanceDiscrepancy.objects.create(
         organisation=org.org, meter=org.meter, kind="rise", detail="x", detected_at=timezone.now()
+    )
+
+
+def _loss_group(org: Any) -> Any:
+    from meterpay.apps.billing.models import LossGroup
+    from meterpay.apps.billing.sharing import loss_group_save
+
+    return LossGroup.objects.filter(organisation=org.org).first() or loss_group_save(
+        actor="test",
+        organisation_id=org.org.pk,
+        values={"name": "Grid", "site": org.site, "unit_price": "0.5"},
+    )
+
+
+def _draft_run(org: Any) -> Any:
+    from datetime import date
+
+    from meterpay.apps.billing.runs import bill_run_create
+
+    return bill_run_create(
+        actor="test",
+        organisation_id=org.org.pk,
+        period_start=date(2026, 10, 1),
+        period_end=date(2026, 11, 1),
+        site=org.site,
     )
 
 

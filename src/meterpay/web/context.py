@@ -19,6 +19,7 @@ NAVIGATION = [
     ("console:gateway_list", _("Gateways"), Permission.VIEW, "gateways"),
     ("console:tariff_list", _("Tariffs"), Permission.VIEW, "tariffs"),
     ("console:import_list", _("Imports"), Permission.IMPORT_DATA, "imports"),
+    ("console:bill_run_list", _("Billing"), Permission.VIEW, "billing"),
     ("console:finance_orders", _("Finance"), Permission.VIEW_FINANCE, "finance"),
     ("console:balance_policy", _("Wallet settings"), Permission.VIEW, "wallet_settings"),
     ("console:audit_list", _("Audit log"), Permission.VIEW_AUDIT, "audit"),
