@@ -1,4 +1,6 @@
-"""The demo organisation: a shopping mall, a student dormitory and an office block.
+"""The demo organisation: a shopping mall, a student dormitory and an office block, with the
+mall's and the office block's last two months of readings and month end
+(``meterpay.apps.billing.demo_month_end``).
 
 Built through the normal services (so the audit log shows how it came to be) and
 deterministic (a fixed random seed), so screenshots and tests see the same data.
@@ -8,11 +10,12 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
+from django.utils import timezone
 
 from meterpay.apps.customers import services as customers
 from meterpay.apps.customers.models import Account, Customer
@@ -359,6 +362,10 @@ def seed_demo() -> DemoSummary:
         )
         if state in ("open", "suspended", "closed"):
             account = customers.account_open(actor=actor, account=account, move_in_on=move_in)
+            # the demo's tenants moved in before today: supplied (and billed) from that day
+            opened = datetime.combine(move_in, time(), timezone.get_current_timezone())
+            Account.objects.filter(pk=account.pk).update(opened_at=opened)
+            account.opened_at = opened
         if state == "suspended":
             account = customers.account_suspend(actor=actor, account=account)
         if state == "closed":
@@ -441,7 +448,7 @@ def seed_demo() -> DemoSummary:
             room,
             room_meters,
             customer,
-            mode="postpaid" if i % 2 else "prepaid",
+            mode="postpaid",  # the tower is billed monthly
             side="platform",
             state="pre-set" if i == 7 else "open",
             move_in=install_day + timedelta(days=30 * (i % 6)),
@@ -470,12 +477,32 @@ def seed_demo() -> DemoSummary:
     from meterpay.apps.billing.demo import demo_wallets_seed
 
     demo_wallets_seed(actor=actor, organisation=org)
+    from meterpay.apps.billing.demo_month_end import demo_month_end_seed
+
+    demo_month_end_seed(actor=actor, organisation=org, end_registers=simulated_registers(org))
     return DemoSummary(
         organisation=org,
         rooms=Room.objects.filter(organisation=org).count(),
         meters=Meter.objects.filter(organisation=org).count(),
         accounts=accounts,
     )
+
+
+def simulated_registers(org: Organisation) -> dict[int, Decimal]:
+    """Each electricity meter's register where its simulated meter (``meterpay simulate``)
+    starts, so that the seeded history runs on into the simulated readings."""
+    from meterpay.simulate.clock import ManualClock
+    from meterpay.simulate.fleet import MeterSpec, virtual_meter
+    from meterpay.simulate.meters import VirtualElectricityMeter
+
+    clock = ManualClock(datetime.now())
+    registers = {}
+    for meter in Meter.objects.filter(organisation=org).exclude(kind=Meter.Kind.WATER):
+        spec = MeterSpec(address=meter.address, protocol=meter.protocol, model=meter.model)
+        simulated = virtual_meter(spec, clock, fast_clock=True)
+        if isinstance(simulated, VirtualElectricityMeter):
+            registers[meter.pk] = simulated.energy_total
+    return registers
 
 
 def demo_logins() -> list[tuple[str, str]]:
