@@ -5,7 +5,7 @@ ledger stays the sum of its postings throughout."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -420,3 +420,64 @@ def test_consumption_after_the_period_does_not_reopen_a_paid_bill(mall: Mall) ->
     b.refresh_from_db()
     assert (b.status, b.unpaid_minor) == ("paid", 0)
     assert Wallet.objects.get(account=mall.shop_b).supply == "on"
+
+
+def test_a_scheduled_run_is_made_once_on_its_day_and_can_issue_itself(mall: Mall) -> None:
+    from meterpay.apps.billing.runs import bill_runs_scheduled, bill_schedule_save
+
+    with pytest.raises(BillError):
+        bill_schedule_save(actor="t", site=mall.org.site, day_of_month=31, issue=True)
+    bill_schedule_save(actor="t", site=mall.org.site, day_of_month=3, issue=True)
+    assert bill_runs_scheduled(today=date(2026, 12, 2)) == []  # not its day yet
+    [run] = bill_runs_scheduled(today=date(2026, 12, 3))
+    assert (run.period_start, run.period_end, run.status) == (NOV, DEC, "issued")
+    assert {b.status for b in run.bills.all()} == {"issued"}
+    assert bill_runs_scheduled(today=date(2026, 12, 4)) == []  # made once for November
+    assert ledger_mismatches() == []
+
+
+def test_the_periodic_jobs_run_the_services(mall: Mall) -> None:
+    from meterpay.apps.billing import tasks
+
+    run = mall.run()
+    bill_run_confirm(actor="t", run=run)
+    bill_run_issue(actor="t", run=run)
+    import time_machine
+
+    with time_machine.travel(local(date(2026, 12, 10), 9), tick=False):
+        assert tasks.bills_overdue_periodic.call_local() == 2
+        assert tasks.bill_runs_scheduled_periodic.call_local() == 0
+    assert Notification.objects.filter(kind="bill_due").count() == 2
+
+
+def test_issuing_a_new_bill_does_not_make_a_paid_one_overdue(mall: Mall) -> None:
+    run = mall.run()
+    bill_run_confirm(actor="t", run=run)
+    bill_run_issue(actor="t", run=run)
+    november = run.bills.get(account=mall.shop_b)
+    amount = str(Decimal(november.due_minor) / 100)
+    bill_pay(actor="t", bill=november, amount=amount, channel="cash", idempotency_key="nov")
+    december = bill_run_create(
+        actor="t",
+        organisation_id=mall.org.org.pk,
+        period_start=DEC,
+        period_end=date(2027, 1, 1),
+        accounts=[mall.shop_b],
+        due_on=date(2027, 1, 5),
+    )
+    bill_run_confirm(actor="t", run=december)
+    bill_run_issue(actor="t", run=december)  # its rent and fee go to B's postpaid wallet
+    november.refresh_from_db()
+    assert (november.status, november.unpaid_minor) == ("paid", 0)
+    assert december.bills.get().unpaid_minor == 210000
+    wallet = Wallet.objects.get(account=mall.shop_b)
+    assert wallet.supply == "on" and not wallet.cut_deferred
+
+
+def test_a_meter_side_account_gets_no_consumption_lines(mall: Mall) -> None:
+    # (switched after the fixture's platform deductions, which the bill still accounts for)
+    Account.objects.filter(pk=mall.shop_a.pk).update(billing_side="meter")
+    run = mall.run()
+    a = run.bills.get(account=mall.shop_a)
+    assert "energy" not in lines(a) and lines(a)["adjustment"] == 20400
+    assert a.readings[0]["consumption"] == "300.0000"  # the usage is still shown

@@ -12,29 +12,49 @@ credit note reverses what it booked and a corrected bill replaces it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Max, Sum
+from django.db.models import JSONField, Max, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from meterpay.apps.audit.models import AuditEvent
 from meterpay.apps.audit.services import audit_record
+from meterpay.apps.billing.deductions import _rows_update
 from meterpay.apps.billing.lines import LineDraft, Section
 from meterpay.apps.billing.models import Bill, BillLine
 from meterpay.apps.customers.models import Account
-from meterpay.apps.ledger.models import JournalEntry, Posting, Wallet
-from meterpay.apps.ledger.services import channel_parse, entry_post, wallet_for
-from meterpay.apps.notifications.models import Notification
+from meterpay.apps.ledger.models import JournalEntry, LedgerAccount, Posting, SupplyStatus, Wallet
+from meterpay.apps.ledger.services import (
+    actor_label,
+    actor_user,
+    channel_parse,
+    entry_post,
+    stored_entry,
+    wallet_code,
+    wallet_for,
+)
+from meterpay.apps.notifications.models import Notification, NotificationChannel
 from meterpay.apps.notifications.services import notification_create
+from meterpay.apps.notifications.tasks import notifications_send_task
 from meterpay.apps.organisations.models import Organisation
 from meterpay.apps.payments.services import recharge_record
+from meterpay.apps.supply.models import BalancePolicy
 from meterpay.apps.supply.selectors import policy_row
-from meterpay.apps.supply.services import movement_post, wallet_evaluate
+from meterpay.apps.supply.services import (
+    ARREARS_SOURCES,
+    evaluation_needed,
+    movement_post,
+    wallet_evaluate,
+)
 from meterpay.core import ledger
 from meterpay.core.billing.lifecycle import (
     BillStatus,
@@ -45,6 +65,7 @@ from meterpay.core.billing.lifecycle import (
 from meterpay.core.ledger import BillTarget, Channel, ChargeType
 from meterpay.core.money import format_amount, from_minor, to_minor
 
+log = logging.getLogger(__name__)
 type Actor = Any
 
 #: Statuses whose bills ask to be paid (the payment allocation runs over them).
@@ -79,7 +100,7 @@ def bill_number(organisation_id: int, prefix: str, count: int = 1) -> list[str]:
     return [f"{prefix}-{n:05d}" for n in range(start, start + count)]
 
 
-def bill_row(
+def bill_values(
     *,
     account: Account,
     kind: str,
@@ -96,33 +117,182 @@ def bill_row(
     credits: Bill | None = None,
     notes: str = "",
     currency: str = "CNY",
+) -> dict[str, Any]:
+    """The fields of an unsaved bill of these lines (what it totals, asks for and where it is
+    owed), by attribute name: what :func:`bill_row` makes a bill of, and what a run stores
+    without one (:func:`bills_store_values`)."""
+    return {
+        "organisation_id": account.organisation_id,
+        "number": number,
+        "run_id": run_id,
+        "account_id": account.pk,
+        "kind": kind,
+        "status": status,
+        "settles": bill_settles(account, lines),
+        "period_start": period_start,
+        "period_end": period_end,
+        "currency": currency,
+        "total_minor": sum(line.amount_minor for line in lines),
+        "due_minor": bill_due(account, lines),
+        "unpaid_minor": 0,
+        "due_on": due_on,
+        "readings": readings or [],
+        "review": review or {},
+        "replaces_id": None if replaces is None else replaces.pk,
+        "credits_id": None if credits is None else credits.pk,
+        "notes": notes,
+    }
+
+
+def bill_row(
+    *,
+    account: Account,
+    lines: Sequence[LineDraft],
+    replaces: Bill | None = None,
+    credits: Bill | None = None,
+    **fields: Any,
 ) -> Bill:
-    """An unsaved bill of these lines (what it totals, asks for and where it is owed)."""
-    return Bill(
-        organisation_id=account.organisation_id,
-        number=number,
-        run_id=run_id,
-        account=account,
-        kind=kind,
-        status=status,
-        settles=bill_settles(account, lines),
-        period_start=period_start,
-        period_end=period_end,
-        currency=currency,
-        total_minor=sum(line.amount_minor for line in lines),
-        due_minor=bill_due(account, lines),
-        unpaid_minor=0,
-        due_on=due_on,
-        readings=readings or [],
-        review=review or {},
-        replaces=replaces,
-        credits=credits,
-        notes=notes,
+    """An unsaved bill of these lines (the fields of :func:`bill_values`)."""
+    bill = Bill(
+        **bill_values(account=account, lines=lines, replaces=replaces, credits=credits, **fields)
     )
+    bill.account = account
+    bill.replaces = replaces
+    bill.credits = credits
+    return bill
+
+
+#: The columns a bill line is copied with, as :meth:`LineDraft.row` fills them.
+LINE_COLUMNS = (
+    "bill_id",
+    "position",
+    "section",
+    "label",
+    "quantity",
+    "unit",
+    "unit_price_micro",
+    "amount_minor",
+    "charge_type",
+    "settles",
+    "posted",
+    "meter_id",
+    "detail",
+)
+
+
+def line_values(line: LineDraft, *, bill_id: int, position: int) -> tuple[Any, ...]:
+    """``line.row(…)``'s values in :data:`LINE_COLUMNS` order (JSON as text), no model."""
+    return (
+        bill_id,
+        position,
+        line.section,
+        line.label[:200],
+        line.quantity,
+        line.unit,
+        line.unit_price_micro,
+        line.amount_minor,
+        str(line.charge_type),
+        line.settles,
+        line.posted,
+        line.meter_id,
+        json.dumps(line.detail),
+    )
+
+
+def _copy(table: str, columns: Sequence[str | None], rows: Iterable[Sequence[Any]]) -> None:
+    """PostgreSQL's COPY of rows of Python values (JSON as text)."""
+    connection = transaction.get_connection()
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(str(c)) for c in columns)
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {quote(table)} ({names}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
+
+
+def _bills_copy(
+    items: Sequence[tuple[dict[str, Any], Sequence[LineDraft]]], now: datetime
+) -> list[int]:
+    """Bills (their :func:`bill_values`) and lines copied on PostgreSQL: the bills' ids taken
+    from their sequence first, no model instance or statement made per row. Their ids."""
+    connection = transaction.get_connection()
+    meta = Bill._meta
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [meta.db_table, len(items)],
+        )
+        ids = [pk for (pk,) in cursor.fetchall()]
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    stamped = {
+        f.attname
+        for f in fields
+        if getattr(f, "auto_now_add", False) or getattr(f, "auto_now", False)
+    }
+    defaults = {f.attname: f.get_default() for f in fields}
+    encoders = {f.attname: f.encoder for f in fields if isinstance(f, JSONField)}
+
+    def row(pk: int, values: dict[str, Any]) -> list[Any]:
+        out: list[Any] = [pk]
+        for f in fields:
+            value = values.get(f.attname, defaults[f.attname])
+            if f.attname in stamped and value is None:
+                value = now
+            elif f.attname in encoders and value is not None:
+                value = json.dumps(value, cls=encoders[f.attname])
+            out.append(value)
+        return out
+
+    _copy(
+        meta.db_table,
+        ["id", *(f.column for f in fields)],
+        (row(pk, values) for pk, (values, _lines) in zip(ids, items, strict=True)),
+    )
+    columns = {f.attname: f.column for f in BillLine._meta.concrete_fields}
+    _copy(
+        BillLine._meta.db_table,
+        [columns[name] for name in LINE_COLUMNS],
+        (
+            line_values(line, bill_id=pk, position=n)
+            for pk, (_values, lines) in zip(ids, items, strict=True)
+            for n, line in enumerate(lines, 1)
+        ),
+    )
+    return ids
+
+
+def bills_store_values(
+    items: Sequence[tuple[dict[str, Any], Sequence[LineDraft]]], batch_size: int = 2000
+) -> list[int]:
+    """Store many bills, given as :func:`bill_values`, with their lines in bulk (no ledger
+    posting: that happens at issue); their ids. A run of a large site stores 100,000 bills:
+    PostgreSQL copies them, elsewhere ``bulk_create`` in batches."""
+    if not items:
+        return []
+    if transaction.get_connection().vendor == "postgresql":
+        return _bills_copy(items, timezone.now())
+    bills = [(Bill(**values), lines) for values, lines in items]
+    bills_store(bills, batch_size=batch_size)
+    return [bill.pk for bill, _lines in bills]
 
 
 def bills_store(items: Sequence[tuple[Bill, Sequence[LineDraft]]], batch_size: int = 2000) -> None:
     """Store many bills and their lines in bulk (no ledger posting: that happens at issue)."""
+    connection = transaction.get_connection()
+    if items and connection.vendor == "postgresql":
+        fields = [f for f in Bill._meta.concrete_fields if not f.primary_key]
+        now = timezone.now()
+        rows = [
+            ({f.attname: getattr(bill, f.attname) for f in fields}, lines) for bill, lines in items
+        ]
+        for (bill, _lines), pk in zip(items, _bills_copy(rows, now), strict=True):
+            bill.pk = pk
+            bill.created_at = bill.created_at or now
+            bill._state.adding = False
+            bill._state.db = connection.alias
+        return
     for offset in range(0, len(items), batch_size):
         chunk = items[offset : offset + batch_size]
         bills = Bill.objects.bulk_create([bill for bill, _lines in chunk])
@@ -203,8 +373,10 @@ def bill_issue(*, actor: Actor, bill: Bill, notify: bool = True) -> Bill:
     """Issue a confirmed bill: book its lines, tell the customer, and settle what is paid."""
     bill = Bill.objects.select_for_update().select_related("account__customer").get(pk=bill.pk)
     _transition(bill, Bill.Status.ISSUED)
-    wallet_for(bill.account)
-    entries = bill_post(actor=actor, bill=bill)
+    wallet = wallet_for(bill.account)
+    # evaluated once the bill counts as issued, so its own charges are laid on it, not on an
+    # older bill (which would then look overdue)
+    entries = bill_post(actor=actor, bill=bill, evaluate=False)
     bill.status = Bill.Status.ISSUED
     bill.issued_at = timezone.now()
     bill.unpaid_minor = bill.due_minor
@@ -212,6 +384,10 @@ def bill_issue(*, actor: Actor, bill: Bill, notify: bool = True) -> Bill:
         bill.entry = entries[-1]
     bill.save(update_fields=["status", "issued_at", "unpaid_minor", "entry"])
     bills_settle(account=bill.account)
+    if any(entry.wallet_amount for entry in entries):
+        wallet_evaluate(
+            wallet=Wallet.objects.select_for_update().get(pk=wallet.pk), now=timezone.now()
+        )
     bill.refresh_from_db()
     if notify and bill.due_minor > 0:
         amount = format_amount(from_minor(bill.due_minor, bill.currency), bill.currency)
@@ -251,6 +427,540 @@ def _covered_until(account: Account) -> datetime | None:
         elif issued is not None:
             ends.append(issued)
     return max(ends) if ends else None
+
+
+#: Bills issued together by :func:`bills_issue` (a constant number of statements for each).
+ISSUE_BATCH = 2000
+
+
+@dataclass(slots=True)
+class _Issue:
+    """A bill to issue and the entries it books (one per place its lines are owed)."""
+
+    bill: Bill
+    planned: list[ledger.JournalEntry] = field(default_factory=list)
+    entries: list[JournalEntry] = field(default_factory=list)
+    created: set[str] = field(default_factory=set)  # keys of the entries stored now
+
+
+def bills_issue(*, actor: Actor, bills: Sequence[Bill], notify: bool = True) -> list[Bill]:
+    """Issue many confirmed bills as :func:`bill_issue` issues each, in a constant number of
+    statements per :data:`ISSUE_BATCH` bills (a bill run's issue).
+
+    What is written is what issuing them one by one writes (tests/billing/test_bulk_issue.py):
+    the same entries, postings and audit rows (built by the same pure builders, stored in
+    bulk, replays of stored keys checked), the wallets' balances changed once per wallet and
+    each changed wallet evaluated as ``movement_post`` evaluates it, unless the supply rules
+    would write nothing for it (``evaluation_needed`` for prepaid wallets, the same answer for
+    postpaid ones here), then every account's bills settled and the customers notified. Two
+    bills of one account go in different batches, in order. Call it in a transaction.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("bills_issue runs inside a transaction")
+    pending = sorted((b.pk for b in bills), reverse=True)
+    issued: list[Bill] = []
+    while pending:
+        chunk = pending[-ISSUE_BATCH:]
+        del pending[-ISSUE_BATCH:]
+        rows = list(
+            Bill.objects.select_for_update()
+            .filter(pk__in=chunk)
+            .select_related("account")
+            .order_by("pk")
+        )
+        seen: set[int] = set()
+        batch: list[Bill] = []
+        for bill in rows:
+            if bill.account_id in seen:  # a second bill of the account: after the first
+                pending.append(bill.pk)
+                continue
+            seen.add(bill.account_id)
+            batch.append(bill)
+        pending.sort(reverse=True)
+        issued.extend(_issue_batch(actor=actor, bills=batch, notify=notify))
+    return issued
+
+
+def _issue_batch(*, actor: Actor, bills: list[Bill], notify: bool) -> list[Bill]:
+    if not bills:
+        return []
+    for bill in bills:
+        _transition(bill, Bill.Status.ISSUED)
+    now = timezone.now()
+    accounts = {bill.account_id: bill.account for bill in bills}
+    wallets = _wallets_of(accounts)
+    booked: dict[int, dict[str, list[tuple[ChargeType, int]]]] = {b.pk: {} for b in bills}
+    postpaid = {
+        pk
+        for pk, account in accounts.items()
+        if account.billing_mode == Account.BillingMode.POSTPAID
+    }
+    by_pk = {bill.pk: bill for bill in bills}
+    for bill_id, settles, charge_type, amount in (
+        BillLine.objects.filter(bill_id__in=list(by_pk), posted=True)
+        .order_by("bill_id", "position")
+        .values_list("bill_id", "settles", "charge_type", "amount_minor")
+    ):
+        target = BillTarget.WALLET if by_pk[bill_id].account_id in postpaid else settles
+        booked[bill_id].setdefault(target, []).append((ChargeType(charge_type), amount))
+    issues = []
+    for bill in bills:
+        item = _Issue(bill)
+        for target, lines in sorted(booked[bill.pk].items()):
+            try:
+                entry = ledger.build_bill_charges(
+                    account_id=str(bill.account_id),
+                    lines=lines,
+                    target=BillTarget(target),
+                    reference=bill.number,
+                    occurred_at=now,
+                    currency=bill.currency,
+                    memo=f"bill {bill.number}",
+                )
+            except ledger.NothingToPost:
+                continue
+            ledger.validate_postings(entry.postings)
+            item.planned.append(entry)
+        issues.append(item)
+    _entries_store(actor=actor, issues=issues, wallets=wallets, now=now)
+    for item in issues:
+        bill = item.bill
+        bill.status = Bill.Status.ISSUED
+        bill.issued_at = now
+        bill.unpaid_minor = bill.due_minor
+        if item.entries:
+            bill.entry = item.entries[-1]
+    _rows_update(Bill, bills, ["status", "issued_at", "unpaid_minor", "entry"])
+    _settle_many(accounts=list(accounts.values()), now=now)
+    # evaluated once the bills count as issued, so their own charges are laid on them, not
+    # on older bills (which would then look overdue)
+    _wallets_evaluate(issues=issues, wallets=wallets, now=now)
+    fresh = {
+        row.pk: row for row in Bill.objects.filter(pk__in=list(by_pk)).select_related("account")
+    }
+    if notify:
+        _notify_issued([fresh[b.pk] for b in bills if fresh[b.pk].due_minor > 0])
+    user, label = actor_user(actor), actor_label(actor)
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(
+                organisation_id=bill.organisation_id,
+                actor=user,
+                actor_label=label,
+                action="bill.issue",
+                object_type=Bill._meta.label_lower,
+                object_id=str(bill.pk),
+                object_repr=str(bill)[:255],
+                after={"number": bill.number, "total": bill.total_minor, "due": bill.due_minor},
+            )
+            for bill in (fresh[b.pk] for b in bills)
+        ]
+    )
+    return [fresh[b.pk] for b in bills]
+
+
+def _wallets_of(accounts: dict[int, Account]) -> dict[int, Wallet]:
+    """The accounts' wallets (created when missing, as ``wallet_for`` does), not locked."""
+    found = {w.account_id: w for w in Wallet.objects.filter(account_id__in=list(accounts))}
+    for pk, account in accounts.items():
+        if pk not in found:
+            found[pk] = wallet_for(account)
+    return found
+
+
+def _ledger_accounts(codes: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """Ids of these (organisation, code) ledger accounts, created when missing."""
+
+    def load() -> dict[tuple[int, str], int]:
+        found: dict[tuple[int, str], int] = {}
+        for organisation_id in {org for org, _code in codes}:
+            wanted = [code for org, code in codes if org == organisation_id]
+            for pk, code in LedgerAccount.objects.filter(
+                organisation_id=organisation_id, code__in=wanted
+            ).values_list("pk", "code"):
+                found[(organisation_id, code)] = pk
+        return found
+
+    found = load()
+    missing = codes - set(found)
+    if missing:
+        LedgerAccount.objects.bulk_create(
+            [
+                LedgerAccount(
+                    organisation_id=org, code=code, kind=str(ledger.parse_account(code).kind)
+                )
+                for org, code in sorted(missing)
+            ],
+            ignore_conflicts=True,  # created concurrently: the one stored is the one
+        )
+        found = load()
+    return found
+
+
+def _entries_store(
+    *, actor: Actor, issues: list[_Issue], wallets: dict[int, Wallet], now: datetime
+) -> None:
+    """Store the planned entries with their postings and audit rows, and change the wallets'
+    balances, as ``entry_post`` does for each (replays of stored keys are checked, not stored
+    again; the wallets of the entries are locked first, in pk order)."""
+    planned = [(item, entry) for item in issues for entry in item.planned]
+    if not planned:
+        return
+    touched = sorted(
+        {
+            wallets[item.bill.account_id].pk
+            for item, entry in planned
+            if any(p.account.startswith("wallet:") for p in entry.postings)
+        }
+    )
+    locked = {
+        w.account_id: w
+        for w in Wallet.objects.select_for_update().filter(pk__in=touched).order_by("pk")
+    }
+    wallets.update(locked)
+    stored = {
+        (row.organisation_id, row.idempotency_key): row
+        for row in JournalEntry.objects.filter(
+            organisation_id__in={item.bill.organisation_id for item, _e in planned},
+            idempotency_key__in=[entry.idempotency_key for _i, entry in planned],
+        )
+    }
+    fresh: list[tuple[_Issue, ledger.JournalEntry]] = []
+    for item, entry in planned:
+        row = stored.get((item.bill.organisation_id, entry.idempotency_key))
+        if row is not None:  # stored before: a harmless retry, or a conflict raised here
+            ledger.check_replay(stored=stored_entry(row), proposed=entry)
+        else:
+            fresh.append((item, entry))
+    codes = {(item.bill.organisation_id, p.account) for item, e in fresh for p in e.postings}
+    ledger_ids = _ledger_accounts(codes)
+    user, label = actor_user(actor), actor_label(actor)
+    rows = JournalEntry.objects.bulk_create(
+        [
+            JournalEntry(
+                organisation_id=item.bill.organisation_id,
+                idempotency_key=entry.idempotency_key,
+                occurred_at=entry.occurred_at,
+                memo=entry.memo[:255],
+                kind=JournalEntry.Kind.BILL,
+                reference=f"bill:{item.bill.number}"[:120],
+                account_id=item.bill.account_id,
+                wallet_amount=-sum(
+                    p.amount for p in entry.postings if p.account.startswith("wallet:")
+                ),
+                currency=entry.currency,
+                created_by=user,
+                actor_label=label,
+            )
+            for item, entry in fresh
+        ]
+    )
+    new = {(row.organisation_id, row.idempotency_key): row for row in rows}
+    Posting.objects.bulk_create(
+        [
+            Posting(
+                organisation_id=row.organisation_id,
+                entry_id=row.pk,
+                ledger_account_id=ledger_ids[(row.organisation_id, p.account)],
+                amount=p.amount,
+            )
+            for (_item, entry), row in zip(fresh, rows, strict=True)
+            for p in entry.postings
+        ]
+    )
+    unbalanced = (
+        Posting.objects.filter(entry_id__in=[row.pk for row in rows])
+        .values("entry_id")
+        .annotate(total=Sum("amount"))
+        .exclude(total=0)
+        .order_by("entry_id")
+        .values_list("entry_id", "total")
+        .first()
+    )
+    if unbalanced is not None:  # pragma: no cover - the core makes this impossible
+        raise ledger.UnbalancedEntry(f"entry {unbalanced[0]} sums to {unbalanced[1]}")
+    changed: dict[int, Wallet] = {}
+    for item, entry in fresh:
+        wallet = wallets[item.bill.account_id]
+        code = wallet_code(wallet.account_id)
+        delta = sum(p.amount for p in entry.postings if p.account == code)
+        if any(p.account == code for p in entry.postings):
+            wallet.balance_minor -= delta
+            wallet.updated_at = now
+            changed[wallet.pk] = wallet
+    _rows_update(
+        Wallet, sorted(changed.values(), key=lambda w: w.pk), ["balance_minor", "updated_at"]
+    )
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(
+                organisation_id=row.organisation_id,
+                actor=user,
+                actor_label=label,
+                action=f"ledger.{JournalEntry.Kind.BILL}",
+                object_type=JournalEntry._meta.label_lower,
+                object_id=str(row.pk),
+                object_repr=str(row)[:255],
+                after={
+                    "key": row.idempotency_key,
+                    "postings": [[p.account, p.amount] for p in entry.postings],
+                    "memo": row.memo,
+                },
+            )
+            for (_item, entry), row in zip(fresh, rows, strict=True)
+        ]
+    )
+    for item, entry in planned:
+        key = (item.bill.organisation_id, entry.idempotency_key)
+        if key in new:
+            item.entries.append(new[key])
+            item.created.add(entry.idempotency_key)
+        else:
+            item.entries.append(stored[key])
+
+
+def _wallets_evaluate(*, issues: list[_Issue], wallets: dict[int, Wallet], now: datetime) -> None:
+    """Evaluate each wallet a new wallet entry changed, as ``movement_post`` does after
+    posting it, skipping those the supply rules would write nothing for."""
+    to_check: dict[int, Wallet] = {}
+    for item in issues:
+        account_id = item.bill.account_id
+        code = ledger.wallet_account(str(account_id)).code
+        for entry in item.planned:
+            if entry.idempotency_key in item.created and any(
+                p.account == code for p in entry.postings
+            ):
+                wallet = wallets[account_id]
+                wallet.account = item.bill.account
+                to_check[wallet.pk] = wallet
+    if not to_check:
+        return
+    policies: dict[int, BalancePolicy] = {}
+    for org in {w.organisation_id for w in to_check.values()}:
+        policies[org] = policy_row(org)
+    quiet = _postpaid_quiet(
+        [w for w in to_check.values() if w.account.billing_mode == Account.BillingMode.POSTPAID],
+        policies,
+        now,
+    )
+    for pk in sorted(to_check):
+        wallet = to_check[pk]
+        if pk in quiet:
+            continue
+        if wallet.account.billing_mode == Account.BillingMode.PREPAID and not evaluation_needed(
+            wallet, policies[wallet.organisation_id], now
+        ):
+            continue
+        wallet_evaluate(wallet=wallet, now=now)
+
+
+def _postpaid_quiet(
+    wallets: list[Wallet], policies: dict[int, BalancePolicy], now: datetime
+) -> set[int]:
+    """Postpaid wallets whose evaluation now would change nothing: supply on and no cut-off
+    deferred, and no bill owed to the wallet overdue past the grace days once its bills are
+    settled (the bills being issued counted, as when each is issued alone). The
+    arrears rule of :func:`postpaid_arrears` in memory, with one query."""
+    if not wallets or any(source is not postpaid_arrears for source in ARREARS_SOURCES):
+        return set()
+    candidates = {
+        w.account_id: w
+        for w in wallets
+        if w.supply == SupplyStatus.ON and not w.cut_deferred and w.cut_deferred_until is None
+    }
+    open_bills: dict[int, list[Bill]] = {}
+    for bill in (
+        Bill.objects.filter(
+            account_id__in=list(candidates),
+            settles=Bill.Settles.WALLET,
+            status__in=LIVE,
+            due_minor__gt=0,
+        )
+        .order_by("account_id", "due_on", "pk")
+        .only(
+            "account_id",
+            "number",
+            "due_minor",
+            "due_on",
+            "period_start",
+            "period_end",
+            "issued_at",
+        )
+    ):
+        open_bills.setdefault(bill.account_id, []).append(bill)
+    owes = _wallet_owes({pk: w.balance_minor for pk, w in candidates.items()}, open_bills)
+    today = timezone.localdate(now)
+    quiet = set()
+    for account_id, wallet in candidates.items():
+        grace = policies[wallet.organisation_id].postpaid_grace_days
+        bills = open_bills.get(account_id, [])
+        unpaid = payment_allocation(
+            owed_minor=owes[account_id], bills=[(b.number, b.due_minor) for b in bills]
+        )
+        limit = today - timedelta(days=grace)
+        if not any(unpaid[b.number] > 0 and b.due_on < limit for b in bills):
+            quiet.add(wallet.pk)
+    return quiet
+
+
+def _wallet_owes(balances: dict[int, int], live: dict[int, list[Bill]]) -> dict[int, int]:
+    """:func:`owed` on the wallet for many accounts: each account's debt, less what it took
+    after the end of what its live wallet bills (``live``) cover, in one statement."""
+    zone = timezone.get_current_timezone()
+    covered: dict[int, datetime] = {}
+    for account_id, bills in live.items():
+        ends = [
+            datetime.combine(b.period_end, datetime.min.time(), tzinfo=zone)
+            if b.period_start is not None
+            else b.issued_at
+            for b in bills
+            if b.period_start is not None or b.issued_at is not None
+        ]
+        if ends:
+            covered[account_id] = max(e for e in ends if e is not None)
+    unbilled: dict[int, int] = {}
+    kinds = [JournalEntry.Kind.DEDUCTION.value, JournalEntry.Kind.FEE.value]
+    if covered:
+        connection = transaction.get_connection()
+        if connection.vendor == "postgresql":
+            pairs = sorted(covered.items())
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT e.account_id, SUM(e.wallet_amount)"  # noqa: S608 - the model's table
+                    f" FROM {connection.ops.quote_name(JournalEntry._meta.db_table)} e"
+                    " JOIN unnest(%s::bigint[], %s::timestamptz[]) AS c(account_id, covered)"
+                    " ON e.account_id = c.account_id"
+                    " WHERE e.kind = ANY(%s) AND e.occurred_at > c.covered"
+                    " GROUP BY e.account_id",
+                    [[pk for pk, _at in pairs], [at for _pk, at in pairs], kinds],
+                )
+                unbilled = {pk: int(total or 0) for pk, total in cursor.fetchall()}
+        else:
+            for account_id, at, amount in JournalEntry.objects.filter(
+                account_id__in=list(covered),
+                kind__in=kinds,
+                occurred_at__gt=min(covered.values()),
+            ).values_list("account_id", "occurred_at", "wallet_amount"):
+                if at > covered[account_id]:
+                    unbilled[account_id] = unbilled.get(account_id, 0) + amount
+    return {pk: max(0, -balance + unbilled.get(pk, 0)) for pk, balance in balances.items()}
+
+
+def _settle_many(*, accounts: list[Account], now: datetime) -> None:
+    """:func:`bills_settle` for many accounts: the same allocation, in a few statements."""
+    ids = [a.pk for a in accounts]
+    by_id = {a.pk: a for a in accounts}
+    changed: list[Bill] = []
+    for settles in (Bill.Settles.WALLET, Bill.Settles.RECEIVABLE):
+        live: dict[int, list[Bill]] = {}
+        for bill in (
+            Bill.objects.filter(
+                account_id__in=ids, settles=settles, status__in=LIVE, due_minor__gt=0
+            )
+            .order_by("account_id", "due_on", "pk")
+            .select_for_update()
+        ):
+            live.setdefault(bill.account_id, []).append(bill)
+        if not live:
+            continue
+        if settles == Bill.Settles.WALLET:
+            balances = dict.fromkeys(live, 0)  # no wallet: nothing owed on it
+            balances.update(
+                Wallet.objects.filter(account_id__in=list(live)).values_list(
+                    "account_id", "balance_minor"
+                )
+            )
+            owes = _wallet_owes(balances, live)
+        else:
+            owes = _receivables({pk: by_id[pk] for pk in live})
+        for account_id, bills in live.items():
+            unpaid = payment_allocation(
+                owed_minor=owes.get(account_id, 0), bills=[(b.number, b.due_minor) for b in bills]
+            )
+            for bill in bills:
+                left = unpaid[bill.number]
+                status = Bill.Status.PAID if left == 0 else Bill.Status.ISSUED
+                if (left, status) != (bill.unpaid_minor, bill.status):
+                    bill.unpaid_minor = left
+                    bill.status = status
+                    bill.paid_at = now if status == Bill.Status.PAID else None
+                    if status == Bill.Status.PAID:
+                        bill.overdue_since = None
+                    changed.append(bill)
+    _rows_update(Bill, changed, ["unpaid_minor", "status", "paid_at", "overdue_since"])
+
+
+def _receivables(accounts: dict[int, Account]) -> dict[int, int]:
+    """What each account owes on its receivable (≥ 0), as :func:`owed` reads it."""
+    codes = {
+        (a.organisation_id, ledger.receivable_account(str(pk)).code): pk
+        for pk, a in accounts.items()
+    }
+    owes: dict[int, int] = {}
+    for organisation_id in {org for org, _code in codes}:
+        for code, total in (
+            Posting.objects.filter(
+                entry__organisation_id=organisation_id,
+                ledger_account__organisation_id=organisation_id,
+                ledger_account__code__in=[c for org, c in codes if org == organisation_id],
+            )
+            .values("ledger_account__code")
+            .annotate(total=Sum("amount"))
+            .values_list("ledger_account__code", "total")
+        ):
+            owes[codes[(organisation_id, code)]] = max(0, int(total or 0))
+    return owes
+
+
+def _notify_issued(bills: list[Bill]) -> None:
+    """``notification_create`` of "bill issued" for many bills: the same rows, in bulk."""
+    if not bills:
+        return
+    enabled: dict[int, list[NotificationChannel]] = {}
+    for channel in NotificationChannel.objects.filter(
+        organisation_id__in={b.organisation_id for b in bills}, enabled=True
+    ).order_by("pk"):
+        enabled.setdefault(channel.organisation_id, []).append(channel)
+    kind = Notification.Kind.BILL_ISSUED
+    rows: list[Notification] = []
+    for bill in bills:
+        on = enabled.get(bill.organisation_id, [])
+        channels: list[NotificationChannel | None] = [c for c in on if kind in (c.events or [])]
+        if not on:
+            channels = [None]
+        amount = format_amount(from_minor(bill.due_minor, bill.currency), bill.currency)
+        subject = _("Bill %(number)s: %(amount)s due on %(due)s") % {
+            "number": bill.number,
+            "amount": amount,
+            "due": bill.due_on,
+        }
+        body = _("Your bill %(number)s for %(start)s to %(end)s is %(amount)s, due on %(due)s.") % {
+            "number": bill.number,
+            "start": bill.period_start or "",
+            "end": bill.period_end,
+            "amount": amount,
+            "due": bill.due_on,
+        }
+        rows.extend(
+            Notification(
+                organisation_id=bill.organisation_id,
+                account=bill.account,
+                channel=channel,
+                kind=kind,
+                subject=subject[:200],
+                body=body,
+            )
+            for channel in channels
+        )
+    Notification.objects.bulk_create(rows)
+    transaction.on_commit(_send_notifications)
+
+
+def _send_notifications() -> None:
+    try:
+        notifications_send_task()
+    except Exception:  # the periodic task retries; never break the committed issue
+        log.exception("could not schedule notification sending")
 
 
 def owed(account: Account, settles: str) -> int:

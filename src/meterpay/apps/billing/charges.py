@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from meterpay.apps.audit.services import audit_record, snapshot
-from meterpay.apps.billing.consumption import AccountConsumption
+from meterpay.apps.billing.consumption import AccountConsumption, ids_match
 from meterpay.apps.billing.lines import LineDraft, Section, micro_price, price_micro
 from meterpay.apps.billing.models import BillLine, ChargeItem, ChargeSubscription, Settlement
 from meterpay.apps.customers.models import Account
@@ -179,7 +179,7 @@ def charge_unsubscribe(*, actor: Actor, subscription: ChargeSubscription) -> Non
 def _charged_cycles(account_ids: Sequence[int], exclude_run_id: int | None) -> set[tuple[int, str]]:
     """(account, item/cycle key) of charges on live bills already."""
     rows = BillLine.objects.filter(
-        bill__account_id__in=account_ids,
+        ids_match("bill__account_id", account_ids),
         bill__status__in=_LIVE_BILLS,
         section=Section.CHARGES,
         posted=True,
@@ -195,6 +195,69 @@ def _charged_cycles(account_ids: Sequence[int], exclude_run_id: int | None) -> s
 
 def _revenue(item: ChargeItem) -> ChargeType:
     return ChargeType(item.revenue)
+
+
+def _item_lines(
+    item: ChargeItem,
+    rule: ChargeItemRule,
+    start: date,
+    end: date,
+    account: Account,
+    area: Decimal | None,
+    usage: Decimal | None,
+    currency: str,
+) -> list[tuple[str, LineDraft]] | str:
+    """The lines an item charges an account in ``[start, end)`` with their cycle keys, or the
+    problem that stops the run."""
+    try:
+        dues = charges_due(
+            item=rule,
+            period_start=start,
+            period_end=end,
+            move_in=account.move_in_on,
+            move_out=account.move_out_on,
+            room_area_m2=area,
+            usage=usage,
+            usage_unit="m3" if item.utility == "water" else "kWh",
+            currency=currency,
+        )
+    except ChargeError as exc:
+        return str(exc)
+    settles = BillTarget.WALLET if item.settlement == Settlement.DEDUCT else BillTarget.RECEIVABLE
+    lines = []
+    for due in dues:
+        if not due.amount_minor:
+            continue
+        last_day = date.fromordinal(due.cycle_end.toordinal() - 1)
+        label = item.name
+        if item.frequency != ChargeItem.Frequency.ONE_TIME:
+            label = f"{item.name} {due.cycle_start:%Y-%m-%d} ~ {last_day:%Y-%m-%d}"
+        if due.proration != 1:
+            label += " " + _("(prorated %(share)s)") % {"share": f"{due.proration:.4f}"}
+        lines.append(
+            (
+                due.key,
+                LineDraft(
+                    section=Section.CHARGES,
+                    label=label,
+                    amount_minor=due.amount_minor,
+                    charge_type=_revenue(item),
+                    settles=settles,
+                    posted=True,
+                    quantity=(due.quantity * due.proration).quantize(Decimal("0.0001")),
+                    unit=due.unit,
+                    unit_price_micro=price_micro(due.unit_price),
+                    detail={
+                        "item": item.code,
+                        "key": due.key,
+                        "proration": str(due.proration),
+                        "cycle_start": due.cycle_start.isoformat(),
+                        "cycle_end": due.cycle_end.isoformat(),
+                    },
+                ),
+            )
+        )
+    return lines
 
 
 def charge_lines(
@@ -214,64 +277,53 @@ def charge_lines(
     problems: list[str] = []
     charged = _charged_cycles(ids, run_id)
     subscriptions = (
-        ChargeSubscription.objects.filter(account_id__in=ids, item__active=True)
-        .select_related("item")
+        ChargeSubscription.objects.filter(ids_match("account_id", ids), item__active=True)
         .order_by("account_id", "item__name", "item_id")
+        .values_list("account_id", "item_id", "start_on", "end_on", "unit_price_micro")
     )
+    items = {  # the organisations' items, loaded once: subscriptions name them by id
+        item.pk: item
+        for item in ChargeItem.objects.filter(
+            organisation_id__in={a.organisation_id for a in accounts}, active=True
+        )
+    }
+    rules: dict[tuple[Any, ...], ChargeItemRule] = {}
+    # an item's charge depends on the account through what its basis reads only (the area of
+    # a per-m² item, the usage of a per-unit one) and the move-in and move-out: the same for
+    # many accounts, so each is computed, and its line made, once
+    computed: dict[tuple[Any, ...], list[tuple[str, LineDraft]] | str] = {}
     account_by_id = {a.pk: a for a in accounts}
-    for sub in subscriptions:
-        account = account_by_id[sub.account_id]
-        item = sub.item
+    for account_id, item_id, start_on, end_on, own_price in subscriptions:
+        account = account_by_id[account_id]
+        item = items[item_id]
+        key = (item_id, start_on, end_on, own_price)
+        if key not in rules:  # one rule per item and own price and span, not per account
+            rules[key] = item_rule(
+                item,
+                ChargeSubscription(start_on=start_on, end_on=end_on, unit_price_micro=own_price),
+            )
         use = consumption.get(account.pk)
         usage = use.usage(item.utility) if use is not None and item.utility else None
-        try:
-            dues = charges_due(
-                item=item_rule(item, sub),
-                period_start=start,
-                period_end=end,
-                move_in=account.move_in_on,
-                move_out=account.move_out_on,
-                room_area_m2=areas.get(account.pk),
-                usage=usage,
-                usage_unit="m3" if item.utility == "water" else "kWh",
-                currency=currency,
+        area = areas.get(account.pk)
+        inputs = (
+            key,
+            account.move_in_on,
+            account.move_out_on,
+            area if item.basis == ChargeItem.Basis.PER_AREA else None,
+            usage if item.basis == ChargeItem.Basis.PER_UNIT else None,
+        )
+        found = computed.get(inputs)
+        if found is None:
+            found = computed[inputs] = _item_lines(
+                item, rules[key], start, end, account, area, usage, currency
             )
-        except ChargeError as exc:
+        if isinstance(found, str):
             problems.append(
                 _("account %(account)s, %(item)s: %(problem)s")
-                % {"account": account.number, "item": item.name, "problem": exc}
+                % {"account": account.number, "item": item.name, "problem": found}
             )
             continue
-        settles = (
-            BillTarget.WALLET if item.settlement == Settlement.DEDUCT else BillTarget.RECEIVABLE
+        by_account[account.pk].extend(
+            line for due_key, line in found if (account.pk, due_key) not in charged
         )
-        for due in dues:
-            if (account.pk, due.key) in charged or not due.amount_minor:
-                continue
-            last_day = date.fromordinal(due.cycle_end.toordinal() - 1)
-            label = item.name
-            if item.frequency != ChargeItem.Frequency.ONE_TIME:
-                label = f"{item.name} {due.cycle_start:%Y-%m-%d} ~ {last_day:%Y-%m-%d}"
-            if due.proration != 1:
-                label += " " + _("(prorated %(share)s)") % {"share": f"{due.proration:.4f}"}
-            by_account[account.pk].append(
-                LineDraft(
-                    section=Section.CHARGES,
-                    label=label,
-                    amount_minor=due.amount_minor,
-                    charge_type=_revenue(item),
-                    settles=settles,
-                    posted=True,
-                    quantity=(due.quantity * due.proration).quantize(Decimal("0.0001")),
-                    unit=due.unit,
-                    unit_price_micro=price_micro(due.unit_price),
-                    detail={
-                        "item": item.code,
-                        "key": due.key,
-                        "proration": str(due.proration),
-                        "cycle_start": due.cycle_start.isoformat(),
-                        "cycle_end": due.cycle_end.isoformat(),
-                    },
-                )
-            )
     return by_account, problems

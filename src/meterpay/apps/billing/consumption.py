@@ -22,10 +22,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
-from django.db.models import Max, Min, Q, Sum
+from django.db import connection
+from django.db.models import BooleanField, F, Func, Max, Min, Q, Sum
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -118,44 +120,116 @@ class AccountConsumption:
         return self.kwh if utility == "electricity" else self.m3
 
 
-def _utility(meter: Meter) -> str:
+#: Above this many ids, PostgreSQL gets them as one array parameter (see :func:`ids_match`).
+MANY_IDS = 1000
+
+
+class _AnyOf(Func):
+    """``column = ANY(array)`` (PostgreSQL)."""
+
+    template = "(%(expressions)s))"
+    arg_joiner = " = ANY("
+    output_field = BooleanField()
+
+
+def ids_match(field: str, ids: Iterable[int]) -> Any:
+    """A filter: ``field`` is one of ``ids``. A run of a large site selects 100,000 accounts:
+    on PostgreSQL many ids go as one array (``= ANY(%s)``) rather than an ``IN`` of one
+    parameter each, which costs building, sending and parsing a statement of 100,000
+    placeholders every time (and plans no better)."""
+    ids = list(ids)
+    if len(ids) > MANY_IDS and connection.vendor == "postgresql":
+        return _AnyOf(F(field), RawSQL("%s::bigint[]", [ids]))
+    return Q(**{f"{field}__in": ids})
+
+
+class MeterLike(Protocol):
+    """What the month end reads of a meter: a :class:`Meter` or a :class:`MeterRow`."""
+
+    @property
+    def pk(self) -> Any: ...
+    @property
+    def account_id(self) -> int | None: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def multiplier(self) -> int: ...
+
+
+class MeterRow(NamedTuple):
+    """A meter as the month end reads it for many accounts (no model instance each)."""
+
+    pk: int
+    account_id: int | None
+    address: str
+    kind: str
+    multiplier: int
+
+
+METER_FIELDS = ("pk", "account_id", "address", "kind", "multiplier")
+
+
+def meter_rows(meters: Any) -> list[MeterRow]:
+    """The meters of a queryset as :class:`MeterRow` tuples, in its order."""
+    return [MeterRow(*row) for row in meters.values_list(*METER_FIELDS)]
+
+
+def _utility(meter: MeterLike) -> str:
     return "water" if meter.kind == Meter.Kind.WATER else "electricity"
 
 
-def _meters(account_ids: Sequence[int], start: date) -> list[Meter]:
-    return list(
-        Meter.objects.filter(account_id__in=account_ids)
+def _meters(account_ids: Sequence[int], start: date) -> list[MeterRow]:
+    return meter_rows(
+        Meter.objects.filter(ids_match("account_id", account_ids))
         .filter(Q(removed_on__isnull=True) | Q(removed_on__gte=start))
         .order_by("account_id", "kind", "pk")
     )
 
 
 def meter_usage(
-    meters: Iterable[Meter], start_at: datetime, end_at: datetime
+    meters: Iterable[MeterLike],
+    start_at: datetime,
+    end_at: datetime,
+    *,
+    readings: bool = True,
+    meter_ids: Any = None,
 ) -> dict[int, MeterUsage]:
-    """Booked consumption per meter in ``[start_at, end_at)`` (one aggregate query)."""
+    """Booked consumption per meter in ``[start_at, end_at)`` (one aggregate query), with the
+    first and last register unless ``readings`` is False (the sum alone reads no register).
+
+    ``meter_ids`` (a queryset of the same meters' ids) selects them in the database instead of
+    by a list of every id.
+    """
     found = {m.pk: MeterUsage(m.pk, m.address, m.kind, _utility(m), m.multiplier) for m in meters}
     if not found:
         return found
-    rows = (
-        Interval.objects.filter(
-            meter_id__in=list(found), booked=True, end_at__gt=start_at, end_at__lte=end_at
-        )
-        .values("meter_id")
-        .annotate(
+    rows: Any = Interval.objects.filter(
+        ids_match("meter_id", found) if meter_ids is None else Q(meter_id__in=meter_ids),
+        booked=True,
+        end_at__gt=start_at,
+        end_at__lte=end_at,
+    ).values("meter_id")
+    if readings:
+        rows = rows.annotate(
             total=Sum("consumption"), first=Min("start_read__total"), last=Max("end_read__total")
         )
-    )
-    for row in rows:
-        usage = found[row["meter_id"]]
+    else:
+        rows = rows.annotate(total=Sum("consumption"))
+    for row in rows.order_by():
+        usage = found.get(row["meter_id"])
+        if usage is None:
+            continue
         # quantized: SQLite sums the column as floating point
         usage.consumption = Decimal(row["total"] or 0).quantize(FOUR_PLACES)
-        usage.first_reading = (
-            None if row["first"] is None else Decimal(row["first"]).quantize(FOUR_PLACES)
-        )
-        usage.last_reading = (
-            None if row["last"] is None else Decimal(row["last"]).quantize(FOUR_PLACES)
-        )
+        if readings:
+            usage.first_reading = (
+                None if row["first"] is None else Decimal(row["first"]).quantize(FOUR_PLACES)
+            )
+            usage.last_reading = (
+                None if row["last"] is None else Decimal(row["last"]).quantize(FOUR_PLACES)
+            )
     return found
 
 
@@ -163,7 +237,7 @@ def _deducted(account_ids: Sequence[int], start_at: datetime, end_at: datetime) 
     """What the ledger's real-time deductions took per account in ``(start_at, end_at]``."""
     rows = (
         JournalEntry.objects.filter(
-            account_id__in=account_ids,
+            ids_match("account_id", account_ids),
             kind=JournalEntry.Kind.DEDUCTION,
             reference__startswith="meter-",
             occurred_at__gt=start_at,
@@ -231,13 +305,24 @@ def line_label(line: tariffs.Line) -> str:
     return line.label
 
 
-def _draft(line: tariffs.Line, meter: Meter, currency: str) -> LineDraft:
+def _draft(
+    line: tariffs.Line,
+    meter: MeterLike,
+    currency: str,
+    labels: dict[tuple[str, str], str] | None = None,
+) -> LineDraft:
+    """``labels``: the labels of one call's lines so far (the same few for every meter)."""
     section, charge_type = _COMPONENTS.get(line.component, (Section.ENERGY, ChargeType.ENERGY))
     if meter.kind == Meter.Kind.WATER and section == Section.ENERGY:
         section, charge_type = Section.WATER, ChargeType.WATER
+    if labels is None:
+        label = line_label(line)
+    else:
+        key = (line.component, line.label)
+        label = labels.get(key) or labels.setdefault(key, line_label(line))
     return LineDraft(
         section=section,
-        label=line_label(line),
+        label=label,
         amount_minor=to_minor(line.amount, currency),
         charge_type=charge_type,
         settles=WALLET,
@@ -279,20 +364,23 @@ def accounts_consumption(
     for account_id, taken in _deducted(ids, start_at, end_at).items():
         result[account_id].deducted_minor = taken
     states = {
-        (s.account_id, s.meter_id): s.state
-        for s in DeductionState.objects.filter(account_id__in=ids).only(
-            "account_id", "meter_id", "state"
-        )
+        (account_id, meter_id): state
+        for account_id, meter_id, state in DeductionState.objects.filter(
+            ids_match("account_id", ids)
+        ).values_list("account_id", "meter_id", "state")
     }
     book = TariffBook(accounts)
     by_id = {a.pk: a for a in accounts}
     months = months_of(start, end) if until is None else None
-    fresh: list[tuple[Meter, tariffs.Tariff, tariffs.AccountTerms]] = []
+    fresh: list[tuple[MeterLike, tariffs.Tariff, tariffs.AccountTerms]] = []
+    labels: dict[tuple[str, str], str] = {}
     for meter in meters:
         assert meter.account_id is not None
         account = by_id[meter.account_id]
         consumption = result[account.pk]
         consumption.meters.append(usage[meter.pk])
+        if account.billing_side == Account.BillingSide.METER:
+            continue  # the meter deducts its own credit: the readings table shows the usage
         found = book.in_force(account, _utility(meter), start_at)
         if found is None:
             continue
@@ -303,14 +391,14 @@ def accounts_consumption(
             for month in months:
                 if month in accumulator.months:
                     consumption.lines.extend(
-                        _draft(line, meter, currency)
+                        _draft(line, meter, currency, labels)
                         for line in accumulator.month_lines(month)
                         if line.amount or line.quantity
                     )
         elif usage[meter.pk].consumption:
             fresh.append((meter, tariff, terms))
     if fresh:
-        _rate_afresh(fresh, result, start_at, end_at, zone, currency)
+        _rate_afresh(fresh, result, start_at, end_at, zone, currency, labels)
     for consumption in result.values():
         shown = sum(line.amount_minor for line in consumption.lines)
         difference = consumption.deducted_minor - shown
@@ -330,17 +418,18 @@ def accounts_consumption(
 
 
 def _rate_afresh(
-    fresh: list[tuple[Meter, tariffs.Tariff, tariffs.AccountTerms]],
+    fresh: list[tuple[MeterLike, tariffs.Tariff, tariffs.AccountTerms]],
     result: dict[int, AccountConsumption],
     start_at: datetime,
     end_at: datetime,
     zone: ZoneInfo,
     currency: str,
+    labels: dict[tuple[str, str], str],
 ) -> None:
     intervals: dict[int, list[tariffs.Interval]] = {}
     for meter_id, start, end, quantity in (
         Interval.objects.filter(
-            meter_id__in=[item[0].pk for item in fresh],
+            ids_match("meter_id", (item[0].pk for item in fresh)),
             booked=True,
             end_at__gt=start_at,
             end_at__lte=end_at,
@@ -357,5 +446,7 @@ def _rate_afresh(
         rated = tariffs.rate(tariff=tariff, intervals=intervals.get(meter.pk, []), account=terms)
         assert meter.account_id is not None
         result[meter.account_id].lines.extend(
-            _draft(line, meter, currency) for line in rated.lines if line.amount or line.quantity
+            _draft(line, meter, currency, labels)
+            for line in rated.lines
+            if line.amount or line.quantity
         )

@@ -8,11 +8,12 @@ reaches no object; money is formatted from minor units with two decimals and sep
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.db.models.fields.json import KeyTransform
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -34,6 +35,7 @@ from meterpay.apps.billing.printing import (
     sample_context,
     template_check,
 )
+from meterpay.apps.billing.sharing import share_totals
 from meterpay.apps.customers.models import Account
 from meterpay.apps.organisations.models import Organisation
 
@@ -116,9 +118,32 @@ def _percent(ratio: str) -> str:
     return f"{(Decimal(ratio) * 100).quantize(Decimal('0.01'))}%"
 
 
-def _shares(bill: Bill, lines: Iterable[BillLine]) -> list[ShareRow]:
-    findings: list[dict[str, Any]] = (bill.run.findings or {}).get("groups", []) if bill.run else []
-    groups = {(f["kind"], f.get("group_id")): f for f in findings}
+type Groups = dict[tuple[str, Any], dict[str, Any]]
+
+
+class Unset:
+    """Not given (a run's bills are given their organisation's branding, which may be none)."""
+
+
+UNSET = Unset()
+
+
+def run_groups(run_id: int | None) -> Groups:
+    """A run's share totals by (kind, group id), read without the members' rows (a run of a
+    large site keeps one row per member in its findings)."""
+    if run_id is None:
+        return {}
+    run = BillRun.objects.filter(pk=run_id)
+    totals: list[dict[str, Any]] | None = run.values_list(
+        KeyTransform("totals", "findings"), flat=True
+    ).first()
+    if totals is None:  # a run made before the totals were kept
+        groups = run.values_list(KeyTransform("groups", "findings"), flat=True).first()
+        totals = share_totals(groups or [])
+    return {(f["kind"], f.get("group_id")): f for f in totals}
+
+
+def _shares(bill: Bill, lines: Iterable[BillLine], groups: Groups) -> list[ShareRow]:
     rules = dict(
         [
             ("ratio", _("By ratio")),
@@ -151,14 +176,26 @@ def _shares(bill: Bill, lines: Iterable[BillLine]) -> list[ShareRow]:
     return rows
 
 
-def bill_context(bill: Bill, language: str, *, branding: BillBranding | None = None) -> BillContext:
-    """The print context of a stored bill, in ``language``."""
+def bill_context(
+    bill: Bill,
+    language: str,
+    *,
+    branding: BillBranding | Unset | None = UNSET,
+    organisation: Organisation | None = None,
+    groups: Groups | None = None,
+) -> BillContext:
+    """The print context of a stored bill, in ``language``. A run passes what its bills share
+    (branding or None, organisation, the run's share totals) so that each bill costs no
+    statement."""
     language = _language(language)
     with translation.override(language):
         account: Account = bill.account
-        organisation = Organisation.objects.get(pk=bill.organisation_id)
-        if branding is None:
+        if organisation is None:
+            organisation = Organisation.objects.get(pk=bill.organisation_id)
+        if isinstance(branding, Unset):
             branding = BillBranding.objects.filter(organisation_id=bill.organisation_id).first()
+        if groups is None:
+            groups = run_groups(bill.run_id)
         lines = list(bill.lines.all())  # prefetched for a run
         rooms = list(account.rooms.all())
         site = rooms[0].floor.building.site.name if rooms else ""
@@ -225,7 +262,7 @@ def bill_context(bill: Bill, language: str, *, branding: BillBranding | None = N
                 for m in bill.readings or []
             ],
             sections=_sections(lines, currency),
-            shares=_shares(bill, lines),
+            shares=_shares(bill, lines, groups),
             payment={"instructions": branding.payment_instructions if branding else ""},
         )
 
@@ -236,26 +273,47 @@ def bill_pdf_bytes(*, bill: Bill, language: str) -> bytes:
     )
 
 
-def _run_items(run: BillRun, language: str) -> list[tuple[str, BillContext]]:
+def _run_items(
+    run: BillRun, language: str, bill_ids: Sequence[int] | None = None
+) -> list[tuple[str, BillContext]]:
+    """Each bill of the run (or those of ``bill_ids``) with its template, in a constant number
+    of statements: what the bills share is read once, their lines and rooms prefetched."""
     source = template_for(run.organisation_id, language)
     branding = BillBranding.objects.filter(organisation_id=run.organisation_id).first()
+    organisation = Organisation.objects.get(pk=run.organisation_id)
+    groups = run_groups(run.pk)
     bills = (
-        run.bills.exclude(status=Bill.Status.VOID)
-        .select_related("account__customer", "run", "replaces", "credits")
+        Bill.objects.filter(run_id=run.pk)
+        .exclude(status=Bill.Status.VOID)
+        .select_related("account__customer", "replaces", "credits")
         .prefetch_related("lines", "account__rooms__floor__building__site")
         .order_by("number")
     )
-    return [(source, bill_context(bill, language, branding=branding)) for bill in bills]
+    if bill_ids is not None:
+        bills = bills.filter(pk__in=list(bill_ids))
+    return [
+        (
+            source,
+            bill_context(
+                bill, language, branding=branding, organisation=organisation, groups=groups
+            ),
+        )
+        for bill in bills
+    ]
 
 
-def run_pdf_bytes(*, run: BillRun, language: str) -> bytes:
-    """A whole run as one PDF file."""
-    return bills_pdf_each(items=_run_items(run, language))
+def run_pdf_bytes(
+    *, run: BillRun, language: str, bill_ids: Sequence[int] | None = None, workers: int = 1
+) -> bytes:
+    """A whole run (or the bills of ``bill_ids`` in it) as one PDF file."""
+    return bills_pdf_each(items=_run_items(run, language, bill_ids), workers=workers)
 
 
-def run_zip_bytes(*, run: BillRun, language: str, workers: int = 1) -> bytes:
-    """A whole run as a zip of one PDF per bill."""
-    return bills_zip_each(items=_run_items(run, language), workers=workers)
+def run_zip_bytes(
+    *, run: BillRun, language: str, workers: int = 1, bill_ids: Sequence[int] | None = None
+) -> bytes:
+    """A whole run (or the bills of ``bill_ids`` in it) as a zip of one PDF per bill."""
+    return bills_zip_each(items=_run_items(run, language, bill_ids), workers=workers)
 
 
 # ----------------------------------------------------------------- services

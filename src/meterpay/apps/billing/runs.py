@@ -22,12 +22,18 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from meterpay.apps.audit.services import audit_record
-from meterpay.apps.billing.bills import BillError, bill_issue, bill_number, bill_row, bills_store
+from meterpay.apps.billing.bills import (
+    BillError,
+    bill_number,
+    bill_values,
+    bills_issue,
+    bills_store_values,
+)
 from meterpay.apps.billing.charges import charge_lines
-from meterpay.apps.billing.consumption import AccountConsumption, accounts_consumption
+from meterpay.apps.billing.consumption import AccountConsumption, accounts_consumption, ids_match
 from meterpay.apps.billing.lines import LineDraft
 from meterpay.apps.billing.models import Bill, BillRun, BillSchedule
-from meterpay.apps.billing.sharing import account_areas, share_lines
+from meterpay.apps.billing.sharing import account_areas, share_lines, share_totals
 from meterpay.apps.customers.models import Account
 from meterpay.apps.organisations.models import Organisation
 from meterpay.apps.supply.selectors import policy_row
@@ -60,7 +66,7 @@ def _sites(run: BillRun, accounts: Sequence[Account]) -> set[int]:
     from meterpay.apps.sites.models import Room
 
     return set(
-        Room.objects.filter(accounts__in=accounts).values_list(
+        Room.objects.filter(ids_match("accounts", (a.pk for a in accounts))).values_list(
             "floor__building__site_id", flat=True
         )
     )
@@ -71,7 +77,7 @@ def _previous(accounts: Sequence[Account], start: date) -> dict[str, BillFigures
     found: dict[str, BillFigures] = {}
     rows = (
         Bill.objects.filter(
-            account__in=accounts,
+            ids_match("account_id", (a.pk for a in accounts)),
             kind=Bill.Kind.STATEMENT,
             status__in=("issued", "paid"),
             period_end__lte=start,
@@ -186,7 +192,7 @@ def bill_run_compute(*, actor: Actor, run: BillRun) -> BillRun:
     # an account billed for this period already (by this run or another) is not billed again
     billed = set(
         Bill.objects.filter(
-            account__in=accounts,
+            ids_match("account_id", (a.pk for a in accounts)),
             kind__in=(Bill.Kind.STATEMENT, Bill.Kind.FINAL),
             status__in=("draft", "confirmed", "issued", "paid"),
             period_start__lt=end,
@@ -222,7 +228,8 @@ def bill_run_compute(*, actor: Actor, run: BillRun) -> BillRun:
     rows = []
     for (account, lines, use), number in zip(drafts, numbers, strict=True):
         review = reviews[account.number]
-        bill = bill_row(
+        kwh, m3 = use.kwh, use.m3
+        bill = bill_values(
             account=account,
             kind=Bill.Kind.STATEMENT,
             period_start=start,
@@ -239,14 +246,18 @@ def bill_run_compute(*, actor: Actor, run: BillRun) -> BillRun:
                 if review.change_percent is None
                 else str(review.change_percent),
                 "flags": list(review.flags),
-                "kwh": str(use.kwh),
-                "m3": str(use.m3),
+                "kwh": str(kwh),
+                "m3": str(m3),
             },
             currency=currency,
         )
         rows.append((bill, lines))
-    bills_store(rows)
-    run.findings = {"groups": shared.findings, "computed_at": timezone.now().isoformat()}
+    bills_store_values(rows)
+    run.findings = {
+        "groups": shared.findings,
+        "totals": share_totals(shared.findings),
+        "computed_at": timezone.now().isoformat(),
+    }
     run.save(update_fields=["findings"])
     return run
 
@@ -303,8 +314,11 @@ def bill_run_issue(*, actor: Actor, run: BillRun, notify: bool = True) -> BillRu
     run = BillRun.objects.select_for_update().get(pk=run.pk)
     if run.status != BillRun.Status.CONFIRMED:
         raise BillError({"status": _("confirm the run before issuing it")})
-    for bill in run.bills.filter(status=Bill.Status.CONFIRMED).order_by("pk"):
-        bill_issue(actor=actor, bill=bill, notify=notify)
+    bills_issue(
+        actor=actor,
+        bills=list(run.bills.filter(status=Bill.Status.CONFIRMED).only("pk").order_by("pk")),
+        notify=notify,
+    )
     _set_status(run, BillRun.Status.ISSUED, actor=actor)
     return run
 
@@ -376,6 +390,7 @@ def bill_runs_scheduled(*, today: date | None = None) -> list[BillRun]:
                     bill_run_issue(actor="schedule", run=run)
                 schedule.last_period_start = start
                 schedule.save(update_fields=["last_period_start"])
+                run.refresh_from_db()
                 made.append(run)
         except BillError as exc:
             log.warning("scheduled bill run for %s not made: %s", schedule.site, exc.messages)

@@ -16,11 +16,11 @@ keep the whole computation (every member's weight, ratio, quantity and amount), 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from django.db import transaction
@@ -29,7 +29,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from meterpay.apps.audit.services import audit_record, snapshot
-from meterpay.apps.billing.consumption import AccountConsumption, meter_usage, moment
+from meterpay.apps.billing.consumption import (
+    AccountConsumption,
+    ids_match,
+    meter_rows,
+    meter_usage,
+    moment,
+)
 from meterpay.apps.billing.lines import LineDraft, Section, micro_price, price_micro
 from meterpay.apps.billing.models import (
     AllocationGroup,
@@ -237,6 +243,16 @@ def grid_reading_enter(
 # --------------------------------------------------------------------- month end
 
 
+#: What a bill shows of each group of a run's findings (not every member's share).
+TOTAL_KEYS = ("kind", "group_id", "group", "quantity", "loss", "rule")
+
+
+def share_totals(groups: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The groups of a run's findings without their members: kept beside them as
+    ``findings["totals"]``, so that printing a bill does not read every member's share."""
+    return [{key: group[key] for key in TOTAL_KEYS if key in group} for group in groups]
+
+
 @dataclass(slots=True)
 class SharingOutcome:
     lines: dict[int, list[LineDraft]] = field(default_factory=dict)
@@ -295,14 +311,43 @@ def account_areas(account_ids: set[int]) -> dict[int, Decimal]:
     """The area of each account's rooms (m²)."""
     areas: dict[int, Decimal] = {}
     if account_ids:
-        for account_id, area in Room.objects.filter(accounts__in=list(account_ids)).values_list(
+        for account_id, area in Room.objects.filter(ids_match("accounts", account_ids)).values_list(
             "accounts", "area_m2"
         ):
             areas[account_id] = areas.get(account_id, Decimal(0)) + area
     return areas
 
 
-def _open_in(account: Account, start: date, end: date) -> bool:
+class _Member(NamedTuple):
+    """A group member with what sharing reads of its account (no model instances each)."""
+
+    account_id: int
+    ratio: Decimal | None
+    number: str
+    status: str
+    move_in_on: date | None
+    opened_at: datetime | None
+    move_out_on: date | None
+    closed_at: datetime | None
+
+
+def _members(group: AllocationGroup) -> list[_Member]:
+    return [
+        _Member(*row)
+        for row in group.members.order_by("account__number").values_list(
+            "account_id",
+            "ratio",
+            "account__number",
+            "account__status",
+            "account__move_in_on",
+            "account__opened_at",
+            "account__move_out_on",
+            "account__closed_at",
+        )
+    ]
+
+
+def _open_in(account: Account | _Member, start: date, end: date) -> bool:
     """Was the account supplied during ``[start, end)``?"""
     if account.status == Account.Status.PRESET:
         return False
@@ -312,21 +357,26 @@ def _open_in(account: Account, start: date, end: date) -> bool:
 
 
 def _member_usage(
-    accounts: Sequence[Account], utility: str, start: date, end: date, zone: ZoneInfo
+    group: AllocationGroup, utility: str, start: date, end: date, zone: ZoneInfo
 ) -> dict[int, Decimal]:
-    meters = Meter.objects.filter(account__in=accounts).filter(
-        Q(removed_on__isnull=True) | Q(removed_on__gte=start)
-    )
+    """Each member account's consumption of the utility in the period."""
+    meters = Meter.objects.filter(
+        account__in=AllocationMember.objects.filter(group=group).values("account_id")
+    ).filter(Q(removed_on__isnull=True) | Q(removed_on__gte=start))
     if utility == "water":
         meters = meters.filter(kind=Meter.Kind.WATER)
     else:
         meters = meters.exclude(kind=Meter.Kind.WATER)
-    usage = meter_usage(list(meters), moment(start, zone), moment(end, zone))
+    rows = meter_rows(meters)
+    usage = meter_usage(
+        rows, moment(start, zone), moment(end, zone), readings=False, meter_ids=meters.values("pk")
+    )
     by_account: dict[int, Decimal] = {}
-    meter_accounts = dict(meters.values_list("pk", "account_id"))
-    for meter_id, item in usage.items():
-        account_id = meter_accounts[meter_id]
-        by_account[account_id] = by_account.get(account_id, Decimal(0)) + item.consumption
+    for meter in rows:
+        assert meter.account_id is not None
+        by_account[meter.account_id] = (
+            by_account.get(meter.account_id, Decimal(0)) + usage[meter.pk].consumption
+        )
     return by_account
 
 
@@ -363,11 +413,7 @@ def _public(
     outcome: SharingOutcome,
     zone: ZoneInfo,
 ) -> None:
-    members = [
-        m
-        for m in group.members.select_related("account").order_by("account__number")
-        if _open_in(m.account, start, end)
-    ]
+    members = [m for m in _members(group) if _open_in(m, start, end)]
     if not members:
         outcome.problems.append(
             _("public-area group %(group)s has no members to share among") % {"group": group.name}
@@ -387,17 +433,13 @@ def _public(
         if not members:
             return
     utility = "water" if unit == "m3" else "electricity"
-    usage = (
-        _member_usage([m.account for m in members], utility, start, end, zone)
-        if group.rule == Rule.USAGE
-        else {}
-    )
+    usage = _member_usage(group, utility, start, end, zone) if group.rule == Rule.USAGE else {}
     try:
         shares = allocate(
             rule=Rule(group.rule),
             members=[
                 Member(
-                    key=m.account.number,
+                    key=m.number,
                     ratio=m.ratio,
                     area_m2=areas.get(m.account_id, Decimal(0)),
                     usage=usage.get(m.account_id, Decimal(0)),
@@ -413,11 +455,18 @@ def _public(
         )
         return
     price = (Decimal(amount_minor) / 100 / quantity) if quantity else Decimal(0)
+    # what every member's line shares, made once (a group of a large site has 100,000)
+    label = _("%(group)s: %(percent)s%% of %(quantity)s %(unit)s")
+    whole = f"{quantity:,.2f}"
+    unit_price = price_micro(price) if quantity else None
+    settles = _target(group.settlement)
+    key = f"public/{group.pk}/{start.isoformat()}"
+    hundred, cents = Decimal(100), Decimal("0.01")
     rows = []
     for member, share in zip(members, shares, strict=True):
         rows.append(
             {
-                "account": member.account.number,
+                "account": member.number,
                 "weight": str(share.weight),
                 "ratio": str(share.ratio),
                 "quantity": str(share.quantity),
@@ -427,27 +476,22 @@ def _public(
         )
         if member.account_id not in run_accounts or not share.amount_minor:
             continue
-        percent = (share.ratio * 100).quantize(Decimal("0.01"))
+        percent = (share.ratio * hundred).quantize(cents)
         outcome.add(
             member.account_id,
             LineDraft(
                 section=Section.PUBLIC_SHARE,
-                label=_("%(group)s: %(percent)s%% of %(quantity)s %(unit)s")
-                % {
-                    "group": group.name,
-                    "percent": percent,
-                    "quantity": f"{quantity:,.2f}",
-                    "unit": unit,
-                },
+                label=label
+                % {"group": group.name, "percent": percent, "quantity": whole, "unit": unit},
                 amount_minor=share.amount_minor,
                 charge_type=ChargeType.PUBLIC_SHARE,
-                settles=_target(group.settlement),
+                settles=settles,
                 posted=True,
                 quantity=share.quantity,
                 unit=unit,
-                unit_price_micro=price_micro(price) if quantity else None,
+                unit_price_micro=unit_price,
                 detail={
-                    "key": f"public/{group.pk}/{start.isoformat()}",
+                    "key": key,
                     "group": group.pk,
                     "rule": group.rule,
                     "ratio": str(share.ratio),
@@ -498,14 +542,22 @@ def _loss(
     except LineLossError as exc:
         outcome.problems.append(f"{group.name}: {exc}")
         return
-    meters = list(group.meters.all())
+    chosen = Meter.objects.filter(pk__in=group.meters.values("pk"))
+    meters = meter_rows(chosen)
     if not meters:
         under = Meter.objects.filter(room__floor__building__site_id=group.site_id).filter(
             Q(removed_on__isnull=True) | Q(removed_on__gte=start)
         )
         water = Q(kind=Meter.Kind.WATER)
-        meters = list(under.filter(water) if group.utility == "water" else under.exclude(water))
-    usage = meter_usage(meters, moment(start, zone), moment(end, zone))
+        chosen = under.filter(water) if group.utility == "water" else under.exclude(water)
+        meters = meter_rows(chosen)
+    usage = meter_usage(
+        meters,
+        moment(start, zone),
+        moment(end, zone),
+        readings=False,
+        meter_ids=chosen.values("pk"),
+    )
     metered = sum((u.consumption for u in usage.values()), Decimal(0))
     # the loss that final bills of the period charged already is not shared again
     settled = settled_at_move_out(BillLine.Section.LINE_LOSS, group.pk, start, end)
@@ -516,11 +568,11 @@ def _loss(
             per_account[meter.account_id] = (
                 per_account.get(meter.account_id, Decimal(0)) + usage[meter.pk].consumption
             )
-    accounts = {
-        a.pk: a for a in Account.objects.filter(pk__in=list(per_account)).order_by("number")
-    }
-    areas = {**account_areas(set(accounts) - set(areas)), **areas}
-    order = sorted(per_account, key=lambda pk: accounts[pk].number)
+    numbers = dict(
+        Account.objects.filter(pk__in=chosen.values("account_id")).values_list("pk", "number")
+    )
+    areas = {**account_areas(set(per_account) - set(areas)), **areas}
+    order = sorted(per_account, key=lambda pk: numbers[pk])
     unit = "m3" if group.utility == "water" else "kWh"
     finding.update(
         {
@@ -542,7 +594,7 @@ def _loss(
             loss=loss,
             members=[
                 Member(
-                    key=accounts[pk].number,
+                    key=numbers[pk],
                     usage=per_account[pk],
                     area_m2=areas.get(pk, Decimal(0)),
                     ratio=Decimal(1),
@@ -559,10 +611,15 @@ def _loss(
     finding["reason"] = priced.reason
     finding["lines"] = []
     rate = "" if loss.loss_rate is None else f"{(loss.loss_rate * 100).quantize(Decimal('0.01'))}%"
+    # what every line shares, made once (a group of a large site has 100,000 accounts)
+    label = _("%(group)s: line loss %(rate)s, your share %(ratio)s")
+    settles = _target(group.settlement)
+    key = f"loss/{group.pk}/{start.isoformat()}"
+    hundred, cents = Decimal(100), Decimal("0.01")
     for pk, line in zip(order, priced.lines, strict=True):
         finding["lines"].append(
             {
-                "account": accounts[pk].number,
+                "account": numbers[pk],
                 "usage": str(per_account[pk]),
                 "ratio": str(line.ratio),
                 "loss": str(line.loss_kwh),
@@ -576,21 +633,21 @@ def _loss(
             pk,
             LineDraft(
                 section=Section.LINE_LOSS,
-                label=_("%(group)s: line loss %(rate)s, your share %(ratio)s")
+                label=label
                 % {
                     "group": group.name,
                     "rate": rate,
-                    "ratio": f"{(line.ratio * 100).quantize(Decimal('0.01'))}%",
+                    "ratio": f"{(line.ratio * hundred).quantize(cents)}%",
                 },
                 amount_minor=line.amount_minor,
                 charge_type=ChargeType.LINE_LOSS,
-                settles=_target(group.settlement),
+                settles=settles,
                 posted=True,
                 quantity=line.loss_kwh,
                 unit=unit,
                 unit_price_micro=group.unit_price_micro,
                 detail={
-                    "key": f"loss/{group.pk}/{start.isoformat()}",
+                    "key": key,
                     "group": group.pk,
                     "ratio": str(line.ratio),
                 },
