@@ -144,6 +144,15 @@ def _bill_template(a: Any) -> Any:
     )
 
 
+def _room_command(a: Any) -> Any:
+    """A relay command of org A's room (the room page polls its status)."""
+    from meterpay.apps.control.services import meter_command_request
+
+    return MeterCommand.objects.filter(meter=a.meter).first() or meter_command_request(
+        actor="test", meter=a.meter, kind="relay_trip", requested_by="operator"
+    )
+
+
 CONSOLE_OBJECT_PAGES: dict[str, Any] = {
     "payment_provider_edit": (
         lambda a: {"provider_id": _provider(a).pk},
@@ -164,6 +173,15 @@ CONSOLE_OBJECT_PAGES: dict[str, Any] = {
     ),
     "finance_receipt": (lambda a: {"recharge_id": _cash_recharge(a).pk}, None),
     "room_detail": (lambda a: {"room_id": a.room.pk}, None),
+    "room_state": (lambda a: {"room_id": a.room.pk}, None),
+    "room_operations": (
+        lambda a: {"room_id": a.room.pk},
+        lambda a: {"op": "recharge", "amount": "50.00", "channel": "cash"},
+    ),
+    "room_command": (
+        lambda a: {"room_id": a.room.pk, "command_id": _room_command(a).command_id},
+        None,
+    ),
     "site_holidays": (lambda a: {"site_id": a.site.pk}, lambda a: {"lines": "2027-01-01 x"}),
     "customer_detail": (
         lambda a: {"customer_id": a.customer.pk},

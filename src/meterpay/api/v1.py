@@ -9,7 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Router
 from ninja.pagination import paginate
 
-from meterpay.api import billing, control, customers, meters, sites, tariffs, wallets
+from meterpay.api import billing, control, customers, meters, rooms, sites, tariffs, wallets
 from meterpay.api.auth import BearerToken, StaffSession
 from meterpay.api.pagination import LimitOffset
 from meterpay.api.schemas import AuditEventOut, MeOut
@@ -124,6 +124,7 @@ def audit_list(request: HttpRequest) -> Any:
 
 api.add_router("", me_router)
 api.add_router("", sites.router)
+api.add_router("", rooms.router)
 api.add_router("", customers.router)
 api.add_router("", meters.router)
 api.add_router("", control.router)

@@ -12,20 +12,14 @@ from django.utils.translation import gettext as _
 
 from meterpay.apps.audit.models import AuditEvent
 from meterpay.apps.customers.models import Account, Customer
-from meterpay.apps.customers.selectors import (
-    ROOM_STATUSES,
-    room_status_counts,
-    rooms_filtered,
-    rooms_with_status,
-)
+from meterpay.apps.customers.selectors import room_status_counts, rooms_with_status
 from meterpay.apps.meters.models import Gateway, Meter
 from meterpay.apps.organisations.access import access_object, org_objects
-from meterpay.apps.readings.selectors import rooms_with_link_state
 from meterpay.apps.sites import services
 from meterpay.apps.sites.models import Building, Floor, Holiday, Room, Site
 from meterpay.core.roles import Permission
 from meterpay.web.forms import BuildingForm, FloorForm, RoomForm, SiteForm
-from meterpay.web.views.base import is_htmx, page, querystring_without_page, staff_view
+from meterpay.web.views.base import staff_view
 
 
 @staff_view()
@@ -112,53 +106,6 @@ def site_add(request: HttpRequest, what: str) -> HttpResponse:
     else:
         messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
     return redirect("console:site_tree")
-
-
-@staff_view()
-def room_grid(request: HttpRequest) -> HttpResponse:
-    user: Any = request.user
-    params = {k: v for k, v in request.GET.items() if v}
-    rooms = rooms_filtered(user, params)
-    context = {
-        "section": "rooms",
-        "rooms": page(request, rooms_with_link_state(rooms), per_page=120),
-        "counts": room_status_counts(rooms),
-        "params": params,
-        "query": querystring_without_page(request),
-        "sites": org_objects(user, Site),
-        "buildings": org_objects(user, Building)
-        .select_related("site")
-        .filter(**({"site_id": params["site"]} if params.get("site", "").isdigit() else {})),
-        "floors": org_objects(user, Floor).filter(
-            **({"building_id": params["building"]} if params.get("building", "").isdigit() else {})
-        )
-        if params.get("building")
-        else [],
-        "kinds": Room.Kind.choices,
-        "statuses": [(s, _status_label(s)) for s in ROOM_STATUSES],
-    }
-    if is_htmx(request):
-        return render(request, "web/rooms/grid.html#results", context)
-    return render(request, "web/rooms/grid.html", context)
-
-
-def _status_label(status: str) -> str:
-    if status == "vacant":
-        return _("Vacant")
-    return str(dict(Account.Status.choices).get(status, status))
-
-
-@staff_view()
-def room_detail(request: HttpRequest, room_id: int) -> HttpResponse:
-    user: Any = request.user
-    room = access_object(user, rooms_with_status(user), room_id)
-    accounts = room.accounts.select_related("customer").order_by("-id")
-    meters = room.meters.select_related("gateway").order_by("removed_on", "address")
-    return render(
-        request,
-        "web/rooms/detail.html",
-        {"section": "rooms", "room": room, "accounts": accounts, "meters": meters},
-    )
 
 
 @staff_view()
