@@ -65,6 +65,7 @@ def later_changes(name: str, row: dict[str, Any]) -> dict[str, Any]:
     row["status"] = {"open": "issued"}.get(row["status"], "paid")
     return row
 
+
 #: Columns that later migrations drop on purpose (supply 0003: the default tariffs moved to the
 #: tariffs app, tariffs 0003 carried them over).
 DROPPED = {"BalancePolicy": {"default_tariff", "default_water_tariff"}}

@@ -4,15 +4,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('ledger', '0003_triggers_for_own_tables'),
+        ("ledger", "0003_triggers_for_own_tables"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='journalentry',
-            name='kind',
-            field=models.CharField(choices=[('recharge', 'Recharge'), ('deduction', 'Deduction'), ('fee', 'Fee'), ('refund', 'Refund'), ('refund_payout', 'Refund paid out'), ('reversal', 'Reversal'), ('arrears', 'Arrears at closure'), ('meter_credit', 'Credit on the meter'), ('bill', 'Bill'), ('bill_payment', 'Bill payment')], max_length=16, verbose_name='kind'),
+            model_name="journalentry",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("recharge", "Recharge"),
+                    ("deduction", "Deduction"),
+                    ("fee", "Fee"),
+                    ("refund", "Refund"),
+                    ("refund_payout", "Refund paid out"),
+                    ("reversal", "Reversal"),
+                    ("arrears", "Arrears at closure"),
+                    ("meter_credit", "Credit on the meter"),
+                    ("bill", "Bill"),
+                    ("bill_payment", "Bill payment"),
+                ],
+                max_length=16,
+                verbose_name="kind",
+            ),
         ),
     ]

@@ -4,15 +4,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('notifications', '0002_own_table_names'),
+        ("notifications", "0002_own_table_names"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='notification',
-            name='kind',
-            field=models.CharField(choices=[('alarm', 'Balance alarm'), ('reminder', 'Days of credit reminder'), ('cut_off', 'Supply cut off'), ('cut_deferred', 'Cut-off deferred'), ('restore', 'Supply restored'), ('bill_issued', 'Bill issued'), ('bill_due', 'Bill overdue'), ('test', 'Test message')], max_length=12, verbose_name='kind'),
+            model_name="notification",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("alarm", "Balance alarm"),
+                    ("reminder", "Days of credit reminder"),
+                    ("cut_off", "Supply cut off"),
+                    ("cut_deferred", "Cut-off deferred"),
+                    ("restore", "Supply restored"),
+                    ("bill_issued", "Bill issued"),
+                    ("bill_due", "Bill overdue"),
+                    ("test", "Test message"),
+                ],
+                max_length=12,
+                verbose_name="kind",
+            ),
         ),
     ]
