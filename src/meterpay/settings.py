@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "meterpay.apps.readings",
     "meterpay.apps.control",
     "meterpay.apps.imports",
+    "meterpay.apps.reports",
     "meterpay.web",
     "meterpay.cli",
 ]

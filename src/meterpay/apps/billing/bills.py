@@ -22,7 +22,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import JSONField, Max, Sum
+from django.db.models import JSONField, Max, Model, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -215,41 +215,9 @@ def _copy(table: str, columns: Sequence[str | None], rows: Iterable[Sequence[Any
 def _bills_copy(
     items: Sequence[tuple[dict[str, Any], Sequence[LineDraft]]], now: datetime
 ) -> list[int]:
-    """Bills (their :func:`bill_values`) and lines copied on PostgreSQL: the bills' ids taken
-    from their sequence first, no model instance or statement made per row. Their ids."""
-    connection = transaction.get_connection()
-    meta = Bill._meta
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            [meta.db_table, len(items)],
-        )
-        ids = [pk for (pk,) in cursor.fetchall()]
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    stamped = {
-        f.attname
-        for f in fields
-        if getattr(f, "auto_now_add", False) or getattr(f, "auto_now", False)
-    }
-    defaults = {f.attname: f.get_default() for f in fields}
-    encoders = {f.attname: f.encoder for f in fields if isinstance(f, JSONField)}
-
-    def row(pk: int, values: dict[str, Any]) -> list[Any]:
-        out: list[Any] = [pk]
-        for f in fields:
-            value = values.get(f.attname, defaults[f.attname])
-            if f.attname in stamped and value is None:
-                value = now
-            elif f.attname in encoders and value is not None:
-                value = json.dumps(value, cls=encoders[f.attname])
-            out.append(value)
-        return out
-
-    _copy(
-        meta.db_table,
-        ["id", *(f.column for f in fields)],
-        (row(pk, values) for pk, (values, _lines) in zip(ids, items, strict=True)),
-    )
+    """Bills (their :func:`bill_values`) and lines copied on PostgreSQL: no model instance or
+    statement made per row. Their ids."""
+    ids = _store_rows(Bill, [values for values, _lines in items], now, ids=True)
     columns = {f.attname: f.column for f in BillLine._meta.concrete_fields}
     _copy(
         BillLine._meta.db_table,
@@ -439,8 +407,8 @@ class _Issue:
 
     bill: Bill
     planned: list[ledger.JournalEntry] = field(default_factory=list)
-    entries: list[JournalEntry] = field(default_factory=list)
-    created: set[str] = field(default_factory=set)  # keys of the entries stored now
+    entry_ids: list[int] = field(default_factory=list)  # stored now or before (a replay)
+    wallet_amounts: list[int] = field(default_factory=list)  # what each moved in the wallet
 
 
 def bills_issue(*, actor: Actor, bills: Sequence[Bill], notify: bool = True) -> list[Bill]:
@@ -466,6 +434,7 @@ def bills_issue(*, actor: Actor, bills: Sequence[Bill], notify: bool = True) -> 
             Bill.objects.select_for_update()
             .filter(pk__in=chunk)
             .select_related("account")
+            .defer("readings", "review", "notes")  # what issuing does not read
             .order_by("pk")
         )
         seen: set[int] = set()
@@ -528,35 +497,99 @@ def _issue_batch(*, actor: Actor, bills: list[Bill], notify: bool) -> list[Bill]
         bill.status = Bill.Status.ISSUED
         bill.issued_at = now
         bill.unpaid_minor = bill.due_minor
-        if item.entries:
-            bill.entry = item.entries[-1]
+        if item.entry_ids:
+            bill.entry_id = item.entry_ids[-1]
     _rows_update(Bill, bills, ["status", "issued_at", "unpaid_minor", "entry"])
-    _settle_many(accounts=list(accounts.values()), now=now)
+    _settle_many(accounts=list(accounts.values()), now=now, known=by_pk)
     # evaluated once the bills count as issued, so their own charges are laid on them, not
     # on older bills (which would then look overdue)
     _wallets_evaluate(issues=issues, wallets=wallets, now=now)
-    fresh = {
-        row.pk: row for row in Bill.objects.filter(pk__in=list(by_pk)).select_related("account")
-    }
     if notify:
-        _notify_issued([fresh[b.pk] for b in bills if fresh[b.pk].due_minor > 0])
+        _notify_issued([b for b in bills if b.due_minor > 0], now)
     user, label = actor_user(actor), actor_label(actor)
-    AuditEvent.objects.bulk_create(
+    _store_rows(
+        AuditEvent,
         [
-            AuditEvent(
-                organisation_id=bill.organisation_id,
-                actor=user,
-                actor_label=label,
-                action="bill.issue",
-                object_type=Bill._meta.label_lower,
-                object_id=str(bill.pk),
-                object_repr=str(bill)[:255],
-                after={"number": bill.number, "total": bill.total_minor, "due": bill.due_minor},
-            )
-            for bill in (fresh[b.pk] for b in bills)
-        ]
+            {
+                "organisation_id": bill.organisation_id,
+                "actor_id": None if user is None else user.pk,
+                "actor_label": label,
+                "action": "bill.issue",
+                "object_type": Bill._meta.label_lower,
+                "object_id": str(bill.pk),
+                "object_repr": str(bill)[:255],
+                "after": {"number": bill.number, "total": bill.total_minor, "due": bill.due_minor},
+            }
+            for bill in bills
+        ],
+        now,
     )
-    return [fresh[b.pk] for b in bills]
+    return bills
+
+
+def _stamped(field: Any) -> bool:
+    """A time set when the row is saved (``auto_now`` or ``auto_now_add``)."""
+    return bool(getattr(field, "auto_now_add", False) or getattr(field, "auto_now", False))
+
+
+def _store_rows(
+    model: type[Model], rows: Sequence[dict[str, Any]], now: datetime, *, ids: bool = False
+) -> list[int]:
+    """Rows of ``model`` (values by attribute name; other fields their defaults, times set
+    on save ``now``) stored in bulk: PostgreSQL copies them (their ids taken from the
+    sequence first when ``ids``), elsewhere ``bulk_create``. The new ids when ``ids``."""
+    if not rows:
+        return []
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql":
+        objects = model._default_manager.bulk_create([model(**row) for row in rows])
+        return [obj.pk for obj in objects] if ids else []
+    meta = model._meta
+    pk = meta.pk
+    assert pk is not None
+    fields = [f for f in meta.concrete_fields if f is not pk]
+    new_ids: list[int] = []
+    if ids:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [meta.db_table, pk.column, len(rows)],
+            )
+            new_ids = [value for (value,) in cursor.fetchall()]
+    # per field: its name, its default, and what to do with a value (0 nothing, 1 a time set
+    # on save, 2 JSON to text) and the JSON encoder
+    spec = [
+        (
+            f.attname,
+            f.get_default(),
+            1 if _stamped(f) else 2 if isinstance(f, JSONField) else 0,
+            getattr(f, "encoder", None),
+        )
+        for f in fields
+    ]
+
+    def values(row: dict[str, Any]) -> list[Any]:
+        out = []
+        get = row.get
+        for name, default, kind, encoder in spec:
+            value = get(name, default)
+            if kind == 1 and value is None:
+                value = now
+            elif kind == 2 and value is not None:
+                value = json.dumps(value, cls=encoder)
+            out.append(value)
+        return out
+
+    columns = [f.column for f in fields]
+    if ids:
+        _copy(
+            meta.db_table,
+            [pk.column, *columns],
+            ([key, *values(row)] for key, row in zip(new_ids, rows, strict=True)),
+        )
+    else:
+        _copy(meta.db_table, columns, (values(row) for row in rows))
+    return new_ids
 
 
 def _wallets_of(accounts: dict[int, Account]) -> dict[int, Wallet]:
@@ -570,6 +603,8 @@ def _wallets_of(accounts: dict[int, Account]) -> dict[int, Wallet]:
 
 def _ledger_accounts(codes: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
     """Ids of these (organisation, code) ledger accounts, created when missing."""
+    if not codes:
+        return {}
 
     def load() -> dict[tuple[int, str], int]:
         found: dict[tuple[int, str], int] = {}
@@ -632,44 +667,56 @@ def _entries_store(
             ledger.check_replay(stored=stored_entry(row), proposed=entry)
         else:
             fresh.append((item, entry))
+    known = {  # the wallets' ledger accounts are known
+        (w.organisation_id, wallet_code(w.account_id)): w.ledger_account_id
+        for w in wallets.values()
+    }
     codes = {(item.bill.organisation_id, p.account) for item, e in fresh for p in e.postings}
-    ledger_ids = _ledger_accounts(codes)
+    ledger_ids = {**known, **_ledger_accounts(codes - set(known))}
     user, label = actor_user(actor), actor_label(actor)
-    rows = JournalEntry.objects.bulk_create(
+    user_id = None if user is None else user.pk
+
+    def wallet_amount(entry: ledger.JournalEntry) -> int:
+        return -sum(p.amount for p in entry.postings if p.account.startswith("wallet:"))
+
+    entry_ids = _store_rows(
+        JournalEntry,
         [
-            JournalEntry(
-                organisation_id=item.bill.organisation_id,
-                idempotency_key=entry.idempotency_key,
-                occurred_at=entry.occurred_at,
-                memo=entry.memo[:255],
-                kind=JournalEntry.Kind.BILL,
-                reference=f"bill:{item.bill.number}"[:120],
-                account_id=item.bill.account_id,
-                wallet_amount=-sum(
-                    p.amount for p in entry.postings if p.account.startswith("wallet:")
-                ),
-                currency=entry.currency,
-                created_by=user,
-                actor_label=label,
-            )
+            {
+                "organisation_id": item.bill.organisation_id,
+                "idempotency_key": entry.idempotency_key,
+                "occurred_at": entry.occurred_at,
+                "memo": entry.memo[:255],
+                "kind": JournalEntry.Kind.BILL,
+                "channel": "",
+                "reference": f"bill:{item.bill.number}"[:120],
+                "account_id": item.bill.account_id,
+                "wallet_amount": wallet_amount(entry),
+                "currency": entry.currency,
+                "created_by_id": user_id,
+                "actor_label": label,
+            }
             for item, entry in fresh
-        ]
+        ],
+        now,
+        ids=True,
     )
-    new = {(row.organisation_id, row.idempotency_key): row for row in rows}
-    Posting.objects.bulk_create(
+    _store_rows(
+        Posting,
         [
-            Posting(
-                organisation_id=row.organisation_id,
-                entry_id=row.pk,
-                ledger_account_id=ledger_ids[(row.organisation_id, p.account)],
-                amount=p.amount,
-            )
-            for (_item, entry), row in zip(fresh, rows, strict=True)
+            {
+                "organisation_id": item.bill.organisation_id,
+                "entry_id": entry_id,
+                "ledger_account_id": ledger_ids[(item.bill.organisation_id, p.account)],
+                "amount": p.amount,
+            }
+            for (item, entry), entry_id in zip(fresh, entry_ids, strict=True)
             for p in entry.postings
-        ]
+        ],
+        now,
     )
     unbalanced = (
-        Posting.objects.filter(entry_id__in=[row.pk for row in rows])
+        Posting.objects.filter(entry_id__in=entry_ids)
         .values("entry_id")
         .annotate(total=Sum("amount"))
         .exclude(total=0)
@@ -683,56 +730,57 @@ def _entries_store(
     for item, entry in fresh:
         wallet = wallets[item.bill.account_id]
         code = wallet_code(wallet.account_id)
-        delta = sum(p.amount for p in entry.postings if p.account == code)
         if any(p.account == code for p in entry.postings):
-            wallet.balance_minor -= delta
+            wallet.balance_minor -= sum(p.amount for p in entry.postings if p.account == code)
             wallet.updated_at = now
             changed[wallet.pk] = wallet
     _rows_update(
         Wallet, sorted(changed.values(), key=lambda w: w.pk), ["balance_minor", "updated_at"]
     )
-    AuditEvent.objects.bulk_create(
+    _store_rows(
+        AuditEvent,
         [
-            AuditEvent(
-                organisation_id=row.organisation_id,
-                actor=user,
-                actor_label=label,
-                action=f"ledger.{JournalEntry.Kind.BILL}",
-                object_type=JournalEntry._meta.label_lower,
-                object_id=str(row.pk),
-                object_repr=str(row)[:255],
-                after={
-                    "key": row.idempotency_key,
+            {
+                "organisation_id": item.bill.organisation_id,
+                "actor_id": user_id,
+                "actor_label": label,
+                "action": f"ledger.{JournalEntry.Kind.BILL}",
+                "object_type": JournalEntry._meta.label_lower,
+                "object_id": str(entry_id),
+                "object_repr": entry.idempotency_key[:255],
+                "after": {
+                    "key": entry.idempotency_key,
                     "postings": [[p.account, p.amount] for p in entry.postings],
-                    "memo": row.memo,
+                    "memo": entry.memo[:255],
                 },
-            )
-            for (_item, entry), row in zip(fresh, rows, strict=True)
-        ]
+            }
+            for (item, entry), entry_id in zip(fresh, entry_ids, strict=True)
+        ],
+        now,
     )
+    new = {
+        (item.bill.organisation_id, entry.idempotency_key): entry_id
+        for (item, entry), entry_id in zip(fresh, entry_ids, strict=True)
+    }
     for item, entry in planned:
         key = (item.bill.organisation_id, entry.idempotency_key)
         if key in new:
-            item.entries.append(new[key])
-            item.created.add(entry.idempotency_key)
+            item.entry_ids.append(new[key])
+            item.wallet_amounts.append(wallet_amount(entry))
         else:
-            item.entries.append(stored[key])
+            item.entry_ids.append(stored[key].pk)
+            item.wallet_amounts.append(stored[key].wallet_amount)
 
 
 def _wallets_evaluate(*, issues: list[_Issue], wallets: dict[int, Wallet], now: datetime) -> None:
-    """Evaluate each wallet a new wallet entry changed, as ``movement_post`` does after
-    posting it, skipping those the supply rules would write nothing for."""
+    """Evaluate each wallet a bill's entry moved money in (stored now or before), as
+    :func:`bill_issue` does, skipping those the supply rules would write nothing for."""
     to_check: dict[int, Wallet] = {}
     for item in issues:
-        account_id = item.bill.account_id
-        code = ledger.wallet_account(str(account_id)).code
-        for entry in item.planned:
-            if entry.idempotency_key in item.created and any(
-                p.account == code for p in entry.postings
-            ):
-                wallet = wallets[account_id]
-                wallet.account = item.bill.account
-                to_check[wallet.pk] = wallet
+        if any(item.wallet_amounts):
+            wallet = wallets[item.bill.account_id]
+            wallet.account = item.bill.account
+            to_check[wallet.pk] = wallet
     if not to_check:
         return
     policies: dict[int, BalancePolicy] = {}
@@ -758,9 +806,8 @@ def _postpaid_quiet(
     wallets: list[Wallet], policies: dict[int, BalancePolicy], now: datetime
 ) -> set[int]:
     """Postpaid wallets whose evaluation now would change nothing: supply on and no cut-off
-    deferred, and no bill owed to the wallet overdue past the grace days once its bills are
-    settled (the bills being issued counted, as when each is issued alone). The
-    arrears rule of :func:`postpaid_arrears` in memory, with one query."""
+    deferred, and (their bills settled already) no bill owed to the wallet unpaid past its
+    due date and the grace days: the arrears rule of :func:`postpaid_arrears`, one query."""
     if not wallets or any(source is not postpaid_arrears for source in ARREARS_SOURCES):
         return set()
     candidates = {
@@ -768,39 +815,25 @@ def _postpaid_quiet(
         for w in wallets
         if w.supply == SupplyStatus.ON and not w.cut_deferred and w.cut_deferred_until is None
     }
-    open_bills: dict[int, list[Bill]] = {}
-    for bill in (
-        Bill.objects.filter(
-            account_id__in=list(candidates),
-            settles=Bill.Settles.WALLET,
-            status__in=LIVE,
-            due_minor__gt=0,
-        )
-        .order_by("account_id", "due_on", "pk")
-        .only(
-            "account_id",
-            "number",
-            "due_minor",
-            "due_on",
-            "period_start",
-            "period_end",
-            "issued_at",
-        )
-    ):
-        open_bills.setdefault(bill.account_id, []).append(bill)
-    owes = _wallet_owes({pk: w.balance_minor for pk, w in candidates.items()}, open_bills)
+    if not candidates:
+        return set()
     today = timezone.localdate(now)
-    quiet = set()
-    for account_id, wallet in candidates.items():
-        grace = policies[wallet.organisation_id].postpaid_grace_days
-        bills = open_bills.get(account_id, [])
-        unpaid = payment_allocation(
-            owed_minor=owes[account_id], bills=[(b.number, b.due_minor) for b in bills]
+    overdue: set[int] = set()
+    for grace in {policies[w.organisation_id].postpaid_grace_days for w in candidates.values()}:
+        overdue.update(
+            Bill.objects.filter(
+                account_id__in=[
+                    pk
+                    for pk, w in candidates.items()
+                    if policies[w.organisation_id].postpaid_grace_days == grace
+                ],
+                settles=Bill.Settles.WALLET,
+                status=Bill.Status.ISSUED,
+                unpaid_minor__gt=0,
+                due_on__lt=today - timedelta(days=grace),
+            ).values_list("account_id", flat=True)
         )
-        limit = today - timedelta(days=grace)
-        if not any(unpaid[b.number] > 0 and b.due_on < limit for b in bills):
-            quiet.add(wallet.pk)
-    return quiet
+    return {w.pk for pk, w in candidates.items() if pk not in overdue}
 
 
 def _wallet_owes(balances: dict[int, int], live: dict[int, list[Bill]]) -> dict[int, int]:
@@ -846,20 +879,36 @@ def _wallet_owes(balances: dict[int, int], live: dict[int, list[Bill]]) -> dict[
     return {pk: max(0, -balance + unbilled.get(pk, 0)) for pk, balance in balances.items()}
 
 
-def _settle_many(*, accounts: list[Account], now: datetime) -> None:
-    """:func:`bills_settle` for many accounts: the same allocation, in a few statements."""
+def _settle_many(*, accounts: list[Account], now: datetime, known: dict[int, Bill]) -> None:
+    """:func:`bills_settle` for many accounts: the same allocation, in a few statements.
+    ``known``: bills in memory that are updated with what is written (the ones being issued)."""
     ids = [a.pk for a in accounts]
     by_id = {a.pk: a for a in accounts}
     changed: list[Bill] = []
+    names = (
+        "pk",
+        "account_id",
+        "number",
+        "due_minor",
+        "unpaid_minor",
+        "status",
+        "period_start",
+        "period_end",
+        "issued_at",
+        "paid_at",
+        "overdue_since",
+    )
     for settles in (Bill.Settles.WALLET, Bill.Settles.RECEIVABLE):
         live: dict[int, list[Bill]] = {}
-        for bill in (
+        for row in (
             Bill.objects.filter(
                 account_id__in=ids, settles=settles, status__in=LIVE, due_minor__gt=0
             )
             .order_by("account_id", "due_on", "pk")
             .select_for_update()
+            .values_list(*names)
         ):
+            bill = known.get(row[0]) or Bill(**dict(zip(names, row, strict=True)))
             live.setdefault(bill.account_id, []).append(bill)
         if not live:
             continue
@@ -912,7 +961,7 @@ def _receivables(accounts: dict[int, Account]) -> dict[int, int]:
     return owes
 
 
-def _notify_issued(bills: list[Bill]) -> None:
+def _notify_issued(bills: list[Bill], now: datetime) -> None:
     """``notification_create`` of "bill issued" for many bills: the same rows, in bulk."""
     if not bills:
         return
@@ -922,19 +971,18 @@ def _notify_issued(bills: list[Bill]) -> None:
     ).order_by("pk"):
         enabled.setdefault(channel.organisation_id, []).append(channel)
     kind = Notification.Kind.BILL_ISSUED
-    rows: list[Notification] = []
+    # the messages' templates, translated once for all the bills
+    subject_text = _("Bill %(number)s: %(amount)s due on %(due)s")
+    body_text = _("Your bill %(number)s for %(start)s to %(end)s is %(amount)s, due on %(due)s.")
+    rows: list[dict[str, Any]] = []
     for bill in bills:
         on = enabled.get(bill.organisation_id, [])
         channels: list[NotificationChannel | None] = [c for c in on if kind in (c.events or [])]
         if not on:
             channels = [None]
         amount = format_amount(from_minor(bill.due_minor, bill.currency), bill.currency)
-        subject = _("Bill %(number)s: %(amount)s due on %(due)s") % {
-            "number": bill.number,
-            "amount": amount,
-            "due": bill.due_on,
-        }
-        body = _("Your bill %(number)s for %(start)s to %(end)s is %(amount)s, due on %(due)s.") % {
+        subject = subject_text % {"number": bill.number, "amount": amount, "due": bill.due_on}
+        body = body_text % {
             "number": bill.number,
             "start": bill.period_start or "",
             "end": bill.period_end,
@@ -942,17 +990,17 @@ def _notify_issued(bills: list[Bill]) -> None:
             "due": bill.due_on,
         }
         rows.extend(
-            Notification(
-                organisation_id=bill.organisation_id,
-                account=bill.account,
-                channel=channel,
-                kind=kind,
-                subject=subject[:200],
-                body=body,
-            )
+            {
+                "organisation_id": bill.organisation_id,
+                "account_id": bill.account_id,
+                "channel_id": None if channel is None else channel.pk,
+                "kind": kind,
+                "subject": subject[:200],
+                "body": body,
+            }
             for channel in channels
         )
-    Notification.objects.bulk_create(rows)
+    _store_rows(Notification, rows, now)
     transaction.on_commit(_send_notifications)
 
 
