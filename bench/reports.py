@@ -1,13 +1,14 @@
 """Reports on roll-ups: how fast they answer at a utility's scale, and how fast the roll-up
 keeps up with new intervals.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/meterpay_bench \\
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/meterpay_reports_bench \\
         uv run python bench/reports.py [--meters 5000] [--buildings 10] [--repeat 30]
-        [--fresh 240000] [--batch 50000] [--reuse]
+        [--fresh 240000] [--batch 50000] [--reuse] [--quick]
 
-Runs against a fresh test database (``DATABASE_URL`` → ``test_<name>``; SQLite in memory
-without it, for a small smoke run). One site of ``--meters`` meters (a tenth of them water)
-in ``--buildings`` buildings of 5 floors, one room, account and meter each, on a TOU tariff:
+Runs against a fresh PostgreSQL test database (``DATABASE_URL`` → ``test_<name>``; the data
+is generated in PostgreSQL's SQL, so SQLite is not measured). One site of ``--meters``
+meters (a tenth of them water) in ``--buildings`` buildings of 5 floors, one room, account
+and meter each, on a TOU tariff:
 
 1. **data**: 13 months of 15-minute consumption *as roll-ups* (2025-10-01 to 2026-11-01:
    hourly buckets generated in SQL, four 15-minute intervals each, and the daily and monthly
@@ -20,10 +21,13 @@ in ``--buildings`` buildings of 5 floors, one room, account and meter each, on a
    ``reports.efficiency.efficiency_view``, p50 / p95;
 4. **the same from raw intervals**: October's consumption per row and period computed from
    its raw intervals (read, classified by the engine's rule and summed in memory, what a page
-   would do without roll-ups), and a plain SQL ``SUM`` per meter (totals only, no periods);
-   the ratios to (2);
+   would do without roll-ups; once: it takes minutes; checked equal to (2)), and a plain SQL
+   ``SUM`` per meter (totals only, no periods); the ratios to (2);
 5. **roll-up throughput**: ``--fresh`` new intervals (12 hours of November for every meter)
    inserted, then ``rollups_catch_up`` until it has taken them: intervals per second.
+
+``--reuse`` measures the data of an earlier run again (the generation takes a quarter of an
+hour); ``--quick`` leaves out (4).
 
 Figures, machine and command: docs/reports.md, "Performance".
 """
@@ -405,6 +409,9 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="measure the data of an earlier run again"
     )
+    parser.add_argument(
+        "--quick", action="store_true", help="leave out (4), the minutes-long raw report"
+    )
     args = parser.parse_args()
 
     os.environ["DJANGO_SETTINGS_MODULE"] = "meterpay.settings"
@@ -491,24 +498,25 @@ def main() -> None:
         f" {len(view.suggestions)} suggestions, {len(view.anomalies)} anomalies)",
         flush=True,
     )
-    # minutes a call: once each (the SQL sum after a warm-up, as the report had)
-    r50, _r95, raw_rows = timed(lambda: raw_report(org_id, MONTH, NEXT), 1, warm=False)
-    with connection.cursor() as cursor:
-        s50, _s95, _count = timed(lambda: raw_sql_totals(org_id, cursor, MONTH, NEXT), 3)
-    # the raw path and the roll-ups agree
-    rows = {row.key: row.figures for row in result.rows}
-    differ = [
-        (key, Decimal(raw_rows.get(key, [0])[0]) / 10000, figures.kwh + figures.m3)
-        for key, figures in rows.items()
-        if Decimal(raw_rows.get(key, [0])[0]) / 10000 != figures.kwh + figures.m3
-    ]
-    assert not differ, f"raw and roll-up totals differ: {differ[:3]}"
-    print(
-        f"4. same month from raw intervals: {r50:,.0f} ms (x{r50 / p50:.0f} the report's p50);"
-        f" a bare SQL sum per meter (no periods, no bills): p50 {s50:,.0f} ms"
-        f" (x{s50 / p50:.1f})",
-        flush=True,
-    )
+    if not args.quick:
+        # minutes a call: once each (the SQL sum after a warm-up, as the report had)
+        r50, _r95, raw_rows = timed(lambda: raw_report(org_id, MONTH, NEXT), 1, warm=False)
+        with connection.cursor() as cursor:
+            s50, _s95, _count = timed(lambda: raw_sql_totals(org_id, cursor, MONTH, NEXT), 3)
+        # the raw path and the roll-ups agree
+        rows = {row.key: row.figures for row in result.rows}
+        differ = [
+            (key, Decimal(raw_rows.get(key, [0])[0]) / 10000, figures.kwh + figures.m3)
+            for key, figures in rows.items()
+            if Decimal(raw_rows.get(key, [0])[0]) / 10000 != figures.kwh + figures.m3
+        ]
+        assert not differ, f"raw and roll-up totals differ: {differ[:3]}"
+        print(
+            f"4. same month from raw intervals: {r50:,.0f} ms (x{r50 / p50:.0f} the report's p50);"
+            f" a bare SQL sum per meter (no periods, no bills): p50 {s50:,.0f} ms"
+            f" (x{s50 / p50:.1f})",
+            flush=True,
+        )
     # 5. throughput: the cursors past what exists, then fresh intervals of November
     with connection.cursor() as cursor:
         cursor.execute("SELECT coalesce(max(id), 0) FROM readings_interval")

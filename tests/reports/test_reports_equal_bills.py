@@ -331,6 +331,28 @@ def check_november(mall: Mall) -> Any:
         ("site", "Site alpha"), ("building", "B1"), ("floor", "1F"),
         ("building", "B2"), ("floor", "2F"),
     ]  # fmt: skip
+    # a building's report, and some accounts'
+    b2_id = next(s.id for s in report.subtotals if s.level == "building" and s.name == "B2")
+    only_b2 = comprehensive_report(
+        organisation_id=mall.org.org.pk, start=NOV, end=DEC, building_id=b2_id,
+        today=date(2026, 12, 20),
+    )  # fmt: skip
+    assert [row.key for row in only_b2.rows] == [f"account:{mall.c.pk}"]
+    assert only_b2.total == b2 and [s.level for s in only_b2.subtotals] == [
+        "site",
+        "building",
+        "floor",
+    ]
+    some = comprehensive_report(
+        organisation_id=mall.org.org.pk, start=NOV, end=DEC, account_ids=[mall.a.pk, mall.b.pk],
+        today=date(2026, 12, 20),
+    )  # fmt: skip
+    assert {row.key for row in some.rows} == {f"account:{mall.a.pk}", f"account:{mall.b.pk}"}
+    assert (
+        some.total.total_minor
+        == rows[f"account:{mall.a.pk}"].figures.total_minor
+        + rows[f"account:{mall.b.pk}"].figures.total_minor
+    )
     # month on month: October from its own buckets
     october = comprehensive_report(
         organisation_id=mall.org.org.pk, start=OCT, end=NOV, today=date(2026, 12, 20)
@@ -361,6 +383,18 @@ def check_november(mall: Mall) -> Any:
     assert [p.start for p in energy.points if p.estimated] == [date(2026, 11, 15)]
     assert [p.quantity for p in energy.points[11:14]] == [None, None, None]
     assert energy.total == c.kwh
+    months = meter_energy(
+        organisation_id=mall.org.org.pk, meter_id=mall.meter_c.pk, start=OCT, end=DEC,
+        grain="month", today=date(2026, 12, 20),
+    )  # fmt: skip
+    assert [(p.start, p.quantity) for p in months.points][1] == (NOV, c.kwh)
+    # over the month the gap covers the four days: nothing missing, one interval estimated
+    assert [(p.missing, p.estimated) for p in months.points] == [(False, 0), (False, 1)]
+    year = meter_energy(
+        organisation_id=mall.org.org.pk, meter_id=mall.meter_c.pk, start=NOV, end=DEC,
+        grain="year", today=date(2026, 12, 20),
+    )  # fmt: skip
+    assert [(p.start, p.quantity) for p in year.points] == [(date(2026, 1, 1), months.total)]
     return report
 
 
